@@ -1,0 +1,48 @@
+use media_service::configuration::Settings;
+use media_service::startup::Application;
+use serde_json::Value;
+use substrate::testing::TestStack;
+use tokio_util::sync::CancellationToken;
+
+async fn readyz(settings: Settings) -> (u16, Value) {
+    let app = Application::build(settings)
+        .await
+        .unwrap_or_else(|e| panic!("build: {e}"));
+    let url = format!("http://127.0.0.1:{}/readyz", app.port());
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    tokio::spawn(async move { app.run_until_stopped(token).await });
+    let response = reqwest::get(url).await.unwrap_or_else(|e| panic!("{e}"));
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or_else(|e| panic!("{e}"));
+    shutdown.cancel();
+    (status, body)
+}
+
+fn settings() -> Settings {
+    let stack = TestStack::from_env();
+    let mut settings = Settings::default();
+    settings.http.host = "127.0.0.1".into();
+    settings.http.port = 0;
+    settings.kafka = stack.kafka();
+    settings
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_checks_kafka_database_and_bucket_for_real() {
+    let (status, body) = readyz(settings()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ok");
+    for check in ["kafka", "database", "minio"] {
+        assert_eq!(body["checks"][check], "ok", "{check}: {body}");
+    }
+
+    let mut missing_bucket = settings();
+    missing_bucket.s3.bucket = substrate::testing::unique("no-such-bucket");
+    let (status, body) = readyz(missing_bucket).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "error");
+    assert_eq!(body["checks"]["minio"], "error");
+    assert_eq!(body["checks"]["kafka"], "ok");
+    assert_eq!(body["checks"]["database"], "ok");
+}

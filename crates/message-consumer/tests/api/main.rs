@@ -1,0 +1,3 @@
+//! The message-consumer built as in production (`Application::build`) on a free port.
+
+mod health;

@@ -1,0 +1,621 @@
+//! The at-least-once consume loop shared by every consumer.
+//!
+//! Delivery guarantee: **at least once**. A message's offset is stored (and later committed by the
+//! background auto-commit or the final synchronous commit) only after its handler succeeded, or
+//! after it was written to the dead-letter topic. A crash or rebalance can therefore redeliver
+//! messages whose effect already happened, so every handler's effect must be idempotent.
+//!
+//! Failure classes:
+//! - [`HandlerError::Retryable`] (database, object store or broker outage): the loop backs off
+//!   exponentially (capped) and retries the same message; the offset does not move and nothing
+//!   after it is processed, which keeps per-partition order.
+//! - [`HandlerError::Permanent`] (undecodable bytes, invalid fields): the original key, value and
+//!   headers go to the dead-letter topic with `dlq.*` headers describing the failure, then the
+//!   offset is stored and the loop moves on. A poison message can never stall or crash the loop.
+//!
+//! Ordering caveat: messages are processed sequentially in fetch order by one task; batching
+//! only groups messages that were already fetched, it never reorders them.
+//!
+//! On shutdown the loop stops fetching, lets the in-flight batch finish (or abandons a retry
+//! without storing its offset), commits stored offsets synchronously and returns.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, Meter};
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use super::{EventPublisher, KafkaSettings, LoggingContext, OutboundRecord};
+use crate::BoxError;
+use crate::config::ConfigError;
+
+/// A consumed record, detached from the consumer so it can be held across awaits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessage {
+    /// Source topic.
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+    /// Record key.
+    pub key: Option<Vec<u8>>,
+    /// Record value.
+    pub payload: Option<Vec<u8>>,
+    /// Record headers.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Broker or producer timestamp, milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl InboundMessage {
+    /// A stable identifier of this record (`topic:partition:offset`): the same on every
+    /// redelivery, so it works as an idempotency key for effects that have no event id.
+    pub fn record_id(&self) -> String {
+        format!("{}:{}:{}", self.topic, self.partition, self.offset)
+    }
+
+    fn from_borrowed(message: &BorrowedMessage<'_>) -> Self {
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            headers,
+            timestamp_ms: message.timestamp().to_millis(),
+        }
+    }
+}
+
+/// Copies a fetched message out of the consumer's buffer.
+pub fn detach(message: &BorrowedMessage<'_>) -> InboundMessage {
+    InboundMessage::from_borrowed(message)
+}
+
+/// How a handler failed, which decides what the loop does next.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// A dependency is unavailable; retry the same message later without moving the offset.
+    #[error("retryable failure: {0}")]
+    Retryable(BoxError),
+    /// The message itself is bad; dead-letter it and move on.
+    #[error("permanent failure: {0}")]
+    Permanent(BoxError),
+}
+
+impl HandlerError {
+    /// A retryable failure from any error.
+    pub fn retryable(error: impl Into<BoxError>) -> Self {
+        Self::Retryable(error.into())
+    }
+
+    /// A permanent failure from any error.
+    pub fn permanent(error: impl Into<BoxError>) -> Self {
+        Self::Permanent(error.into())
+    }
+}
+
+/// Processes one message at a time.
+pub trait MessageHandler: Send + Sync {
+    /// Applies the message's effect. Must be idempotent: the same message can arrive again.
+    fn handle(
+        &self,
+        message: &InboundMessage,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Processes messages in groups (e.g. one database transaction per batch).
+pub trait BatchHandler: Send + Sync {
+    /// Returns one result per message, in order, for a prefix of `batch`. Processing is taken to
+    /// have stopped at the first [`HandlerError::Retryable`] (results after it are ignored); a
+    /// result vector shorter than the batch means the rest was not attempted.
+    fn handle_batch(
+        &self,
+        batch: &[InboundMessage],
+    ) -> impl Future<Output = Vec<Result<(), HandlerError>>> + Send;
+}
+
+/// Adapts a [`MessageHandler`] to a [`BatchHandler`] that handles messages one by one.
+#[derive(Debug, Clone)]
+pub struct PerMessage<H>(pub H);
+
+impl<H: MessageHandler> BatchHandler for PerMessage<H> {
+    async fn handle_batch(&self, batch: &[InboundMessage]) -> Vec<Result<(), HandlerError>> {
+        let mut results = Vec::with_capacity(batch.len());
+        for message in batch {
+            let result = self.0.handle(message).await;
+            let stop = matches!(result, Err(HandlerError::Retryable(_)));
+            results.push(result);
+            if stop {
+                break;
+            }
+        }
+        results
+    }
+}
+
+/// Settings of one consume loop.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ConsumeSettings {
+    /// Consumer group id.
+    pub group_id: String,
+    /// Topics to subscribe to.
+    pub topics: Vec<String>,
+    /// Where permanently failing messages go (original bytes plus `dlq.*` headers).
+    pub dead_letter_topic: String,
+    /// Most messages handed to the handler at once; only already-fetched messages are grouped,
+    /// so a lone message is processed immediately.
+    pub max_batch: usize,
+    /// First retry delay after a retryable failure, in milliseconds.
+    pub retry_initial_backoff_ms: u64,
+    /// Cap of the exponential retry delay, in milliseconds.
+    pub retry_max_backoff_ms: u64,
+}
+
+impl Default for ConsumeSettings {
+    fn default() -> Self {
+        Self {
+            group_id: String::new(),
+            topics: Vec::new(),
+            dead_letter_topic: String::new(),
+            max_batch: 256,
+            retry_initial_backoff_ms: 200,
+            retry_max_backoff_ms: 30_000,
+        }
+    }
+}
+
+impl ConsumeSettings {
+    /// Checks the settings hang together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.group_id.is_empty() {
+            return Err(ConfigError::Invalid("consumer group_id is empty".into()));
+        }
+        if self.topics.is_empty() {
+            return Err(ConfigError::Invalid("consumer has no topics".into()));
+        }
+        if self.dead_letter_topic.is_empty() {
+            return Err(ConfigError::Invalid(
+                "consumer dead_letter_topic is empty".into(),
+            ));
+        }
+        if self.max_batch == 0 {
+            return Err(ConfigError::Invalid(
+                "consumer max_batch must be > 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Delay before retry number `attempt` (1-based): doubling from the initial delay, capped.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u64.saturating_pow(attempt.saturating_sub(1).min(32));
+        Duration::from_millis(
+            self.retry_initial_backoff_ms
+                .saturating_mul(factor)
+                .min(self.retry_max_backoff_ms),
+        )
+    }
+}
+
+/// Why the loop could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    /// Settings are invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The consumer could not be created or subscribed.
+    #[error("kafka consumer: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+/// Counters and timings of a consume loop, registered on the service's meter.
+#[derive(Debug, Clone)]
+struct LoopMetrics {
+    messages: Counter<u64>,
+    errors: Counter<u64>,
+    duration: Histogram<f64>,
+}
+
+impl LoopMetrics {
+    fn new(meter: &Meter) -> Self {
+        Self {
+            messages: meter
+                .u64_counter("kafka.consumer.messages.total")
+                .with_description("Consumed messages by outcome: success, dead_lettered")
+                .build(),
+            errors: meter
+                .u64_counter("kafka.consumer.errors.total")
+                .with_description("Handler failures by kind: retryable, permanent, poll")
+                .build(),
+            duration: meter
+                .f64_histogram("kafka.consumer.processing.duration")
+                .with_unit("s")
+                .with_description("Time from fetch to stored offset per batch")
+                .build(),
+        }
+    }
+
+    fn outcome(&self, topic: &str, status: &'static str) {
+        self.messages.add(
+            1,
+            &[
+                KeyValue::new("topic", topic.to_owned()),
+                KeyValue::new("status", status),
+            ],
+        );
+    }
+
+    fn error(&self, topic: &str, kind: &'static str) {
+        self.errors.add(
+            1,
+            &[
+                KeyValue::new("topic", topic.to_owned()),
+                KeyValue::new("kind", kind),
+            ],
+        );
+    }
+}
+
+/// Runs the consume loop until `shutdown` is cancelled. See the module docs for the guarantees.
+pub async fn run_consumer<H: BatchHandler>(
+    kafka: &KafkaSettings,
+    settings: &ConsumeSettings,
+    handler: H,
+    dead_letters: Arc<dyn EventPublisher>,
+    meter: &Meter,
+    shutdown: CancellationToken,
+) -> Result<(), ConsumeError> {
+    settings.validate()?;
+    let consumer: StreamConsumer<LoggingContext> = kafka
+        .consumer_config(&settings.group_id)?
+        .create_with_context(LoggingContext)?;
+    let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    tracing::info!(group_id = %settings.group_id, topics = ?settings.topics, "consuming");
+
+    let worker = Worker {
+        consumer: &consumer,
+        settings,
+        handler,
+        dead_letters,
+        metrics: LoopMetrics::new(meter),
+        shutdown: shutdown.clone(),
+    };
+    worker.run().await;
+
+    // Everything whose effect succeeded has its offset stored; make that durable before leaving
+    // the group so the next member starts exactly after it.
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => tracing::info!(group_id = %settings.group_id, "final offsets committed"),
+        Err(rdkafka::error::KafkaError::ConsumerCommit(
+            rdkafka::types::RDKafkaErrorCode::NoOffset,
+        )) => tracing::info!(group_id = %settings.group_id, "no new offsets to commit"),
+        Err(error) => {
+            tracing::warn!(%error, "final offset commit failed; messages since the last commit will be redelivered")
+        }
+    }
+    consumer.unsubscribe();
+    Ok(())
+}
+
+struct Worker<'a, H> {
+    consumer: &'a StreamConsumer<LoggingContext>,
+    settings: &'a ConsumeSettings,
+    handler: H,
+    dead_letters: Arc<dyn EventPublisher>,
+    metrics: LoopMetrics,
+    shutdown: CancellationToken,
+}
+
+/// Whether the loop should keep going.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl<H: BatchHandler> Worker<'_, H> {
+    async fn run(&self) {
+        let mut batch = Vec::with_capacity(self.settings.max_batch);
+        let mut poll_failures = 0u32;
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return,
+                received = self.consumer.recv() => received,
+            };
+            match first {
+                Ok(message) => {
+                    poll_failures = 0;
+                    batch.push(InboundMessage::from_borrowed(&message));
+                }
+                Err(error) => {
+                    // Nothing was fetched, so nothing can be skipped: just wait and poll again.
+                    poll_failures += 1;
+                    self.metrics.error("", "poll");
+                    tracing::warn!(%error, "poll failed");
+                    if self
+                        .sleep(self.settings.backoff(poll_failures))
+                        .await
+                        .is_stop()
+                    {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            // Group what is already buffered locally, without waiting for more.
+            while batch.len() < self.settings.max_batch {
+                match self.consumer.recv().now_or_never() {
+                    Some(Ok(message)) => batch.push(InboundMessage::from_borrowed(&message)),
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, "poll failed while batching");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let flow = self.process(&batch).await;
+            batch.clear();
+            if flow.is_stop() {
+                return;
+            }
+        }
+    }
+
+    async fn process(&self, batch: &[InboundMessage]) -> Flow {
+        let started = Instant::now();
+        let mut done = 0usize;
+        let mut attempt = 0u32;
+        while done < batch.len() {
+            let pending = &batch[done..];
+            let results = self.handler.handle_batch(pending).await;
+            let mut progressed = 0usize;
+            let mut retry_reason = None;
+            for (message, result) in pending.iter().zip(results) {
+                match result {
+                    Ok(()) => self.metrics.outcome(&message.topic, "success"),
+                    Err(HandlerError::Permanent(error)) => {
+                        self.metrics.error(&message.topic, "permanent");
+                        if self.dead_letter(message, &*error).await.is_stop() {
+                            return Flow::Stop;
+                        }
+                        self.metrics.outcome(&message.topic, "dead_lettered");
+                    }
+                    Err(HandlerError::Retryable(error)) => {
+                        self.metrics.error(&message.topic, "retryable");
+                        retry_reason = Some(error.to_string());
+                        break;
+                    }
+                }
+                self.store(message);
+                progressed += 1;
+            }
+            done += progressed;
+            if done == batch.len() {
+                break;
+            }
+            attempt = if progressed > 0 { 1 } else { attempt + 1 };
+            let delay = self.settings.backoff(attempt);
+            let message = &batch[done];
+            tracing::warn!(
+                topic = %message.topic,
+                partition = message.partition,
+                offset = message.offset,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                error = retry_reason.as_deref().unwrap_or("handler stopped early"),
+                "retryable failure; offset not advanced, retrying after backoff"
+            );
+            if self.sleep(delay).await.is_stop() {
+                // Abandon the retry: its offset stays unstored, so it is redelivered later.
+                return Flow::Stop;
+            }
+        }
+        if let Some(first) = batch.first() {
+            self.metrics.duration.record(
+                started.elapsed().as_secs_f64(),
+                &[KeyValue::new("topic", first.topic.clone())],
+            );
+        }
+        Flow::Continue
+    }
+
+    /// Publishes the message to the dead-letter topic, retrying until the broker takes it: a
+    /// message may only be skipped once it is safely recorded somewhere.
+    async fn dead_letter(
+        &self,
+        message: &InboundMessage,
+        error: &(dyn std::error::Error + Send + Sync),
+    ) -> Flow {
+        let record = dead_letter_record(
+            message,
+            &self.settings.dead_letter_topic,
+            &self.settings.group_id,
+            &crate::telemetry::cause_chain(error),
+        );
+        tracing::warn!(
+            topic = %message.topic,
+            partition = message.partition,
+            offset = message.offset,
+            dead_letter_topic = %self.settings.dead_letter_topic,
+            error = %error,
+            "permanent failure; dead-lettering message"
+        );
+        let mut attempt = 0u32;
+        loop {
+            match self.dead_letters.publish(record.clone()).await {
+                Ok(_) => return Flow::Continue,
+                Err(publish_error) => {
+                    attempt += 1;
+                    tracing::error!(%publish_error, attempt, "dead-letter publish failed; retrying");
+                    if self.sleep(self.settings.backoff(attempt)).await.is_stop() {
+                        return Flow::Stop;
+                    }
+                }
+            }
+        }
+    }
+
+    fn store(&self, message: &InboundMessage) {
+        // Stores offset+1 for the next commit. This fails only if the partition was revoked in a
+        // rebalance, in which case the new owner will redeliver it (idempotent handlers make
+        // that harmless).
+        if let Err(error) =
+            self.consumer
+                .store_offset(&message.topic, message.partition, message.offset)
+        {
+            tracing::warn!(%error, topic = %message.topic, partition = message.partition, offset = message.offset, "could not store offset");
+        }
+    }
+
+    async fn sleep(&self, delay: Duration) -> Flow {
+        tokio::select! {
+            () = self.shutdown.cancelled() => Flow::Stop,
+            () = tokio::time::sleep(delay) => Flow::Continue,
+        }
+    }
+}
+
+impl Flow {
+    fn is_stop(&self) -> bool {
+        matches!(self, Self::Stop)
+    }
+}
+
+/// Header names on dead-lettered records.
+pub mod dlq_headers {
+    /// The failure, with its cause chain.
+    pub const ERROR: &str = "dlq.error";
+    /// Topic the message was consumed from.
+    pub const SOURCE_TOPIC: &str = "dlq.source.topic";
+    /// Partition the message was consumed from.
+    pub const SOURCE_PARTITION: &str = "dlq.source.partition";
+    /// Offset of the message in its source partition.
+    pub const SOURCE_OFFSET: &str = "dlq.source.offset";
+    /// Consumer group that gave up on it.
+    pub const CONSUMER_GROUP: &str = "dlq.consumer.group";
+    /// When it was dead-lettered (RFC 3339).
+    pub const FAILED_AT: &str = "dlq.failed_at";
+}
+
+/// The dead-letter copy of `message`: same key and value bytes, original headers, plus `dlq.*`.
+pub fn dead_letter_record(
+    message: &InboundMessage,
+    dead_letter_topic: &str,
+    group_id: &str,
+    error: &str,
+) -> OutboundRecord {
+    let mut headers: Vec<(String, Vec<u8>)> = message
+        .headers
+        .iter()
+        .filter(|(key, _)| !key.starts_with("dlq."))
+        .map(|(key, value)| (key.clone(), value.clone().unwrap_or_default()))
+        .collect();
+    headers.extend([
+        (dlq_headers::ERROR.to_owned(), error.as_bytes().to_vec()),
+        (
+            dlq_headers::SOURCE_TOPIC.to_owned(),
+            message.topic.as_bytes().to_vec(),
+        ),
+        (
+            dlq_headers::SOURCE_PARTITION.to_owned(),
+            message.partition.to_string().into_bytes(),
+        ),
+        (
+            dlq_headers::SOURCE_OFFSET.to_owned(),
+            message.offset.to_string().into_bytes(),
+        ),
+        (
+            dlq_headers::CONSUMER_GROUP.to_owned(),
+            group_id.as_bytes().to_vec(),
+        ),
+        (
+            dlq_headers::FAILED_AT.to_owned(),
+            crate::time::now_rfc3339().into_bytes(),
+        ),
+    ]);
+    OutboundRecord {
+        topic: dead_letter_topic.to_owned(),
+        key: message.key.clone(),
+        payload: message.payload.clone().unwrap_or_default(),
+        headers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let settings = ConsumeSettings {
+            retry_initial_backoff_ms: 100,
+            retry_max_backoff_ms: 1_000,
+            ..Default::default()
+        };
+        let delays: Vec<u64> = (1..=6)
+            .map(|n| settings.backoff(n).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1_000, 1_000]);
+        assert_eq!(settings.backoff(u32::MAX).as_millis(), 1_000);
+    }
+
+    #[test]
+    fn dead_letter_records_keep_the_original_bytes_and_describe_the_failure() {
+        let message = InboundMessage {
+            topic: "t".into(),
+            partition: 3,
+            offset: 42,
+            key: Some(b"k".to_vec()),
+            payload: Some(vec![0, 0, 0, 0, 9, 1, 2]),
+            headers: vec![("trace".into(), Some(b"abc".to_vec()))],
+            timestamp_ms: None,
+        };
+        let record = dead_letter_record(&message, "t.dlq", "g", "bad bytes");
+        assert_eq!(record.topic, "t.dlq");
+        assert_eq!(record.payload, message.payload.clone().unwrap_or_default());
+        assert_eq!(record.key, message.key);
+        let header = |name: &str| {
+            record
+                .headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(header("trace").as_deref(), Some("abc"));
+        assert_eq!(header(dlq_headers::ERROR).as_deref(), Some("bad bytes"));
+        assert_eq!(header(dlq_headers::SOURCE_TOPIC).as_deref(), Some("t"));
+        assert_eq!(header(dlq_headers::SOURCE_PARTITION).as_deref(), Some("3"));
+        assert_eq!(header(dlq_headers::SOURCE_OFFSET).as_deref(), Some("42"));
+        assert_eq!(header(dlq_headers::CONSUMER_GROUP).as_deref(), Some("g"));
+    }
+
+    #[test]
+    fn settings_without_a_dead_letter_topic_are_invalid() {
+        let settings = ConsumeSettings {
+            group_id: "g".into(),
+            topics: vec!["t".into()],
+            ..Default::default()
+        };
+        assert!(settings.validate().is_err());
+    }
+}

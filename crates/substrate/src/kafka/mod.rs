@@ -1,0 +1,260 @@
+//! Kafka clients: settings that build producer/consumer configs, the [`EventPublisher`] edge trait
+//! with its rdkafka implementation, and the at-least-once [`consume`] loop.
+//!
+//! The raw librdkafka keys appear only in [`KafkaSettings::producer_config`] and
+//! [`KafkaSettings::consumer_config`], each with a comment saying why it is set.
+
+pub mod consume;
+mod context;
+mod publisher;
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+pub use consume::{
+    BatchHandler, ConsumeError, ConsumeSettings, HandlerError, InboundMessage, MessageHandler,
+    PerMessage, run_consumer,
+};
+pub use context::LoggingContext;
+pub use publisher::{Delivered, EventPublisher, KafkaPublisher, OutboundRecord, PublishError};
+
+use crate::config::{ConfigError, secret_value};
+
+/// Connection and client settings for the Kafka-compatible broker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct KafkaSettings {
+    /// Comma-separated bootstrap servers, e.g. `redpanda-0:9092,redpanda-1:9092`.
+    pub brokers: String,
+    /// Empty for no authentication, or `SCRAM-SHA-256` / `SCRAM-SHA-512`.
+    pub sasl_mechanism: String,
+    /// SASL user name (required with a mechanism).
+    pub sasl_username: String,
+    /// SASL password.
+    pub sasl_password: Option<SecretString>,
+    /// `client.id` reported to the broker (shows up in broker logs and quotas).
+    pub client_id: String,
+    /// Upper bound in milliseconds for a produce to be acknowledged, retries included. A produce
+    /// that is not acknowledged in time fails, which the gateway turns into a 503.
+    pub delivery_timeout_ms: u64,
+    /// Producer compression codec: `none`, `gzip`, `lz4` or `zstd`.
+    pub compression: String,
+    /// Idempotent producer (no duplicates from internal retries; implies acks=all).
+    pub idempotence: bool,
+    /// Consumer group session timeout in milliseconds.
+    pub session_timeout_ms: u64,
+    /// Interval in milliseconds at which stored offsets are committed in the background.
+    pub auto_commit_interval_ms: u64,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".to_owned(),
+            sasl_mechanism: String::new(),
+            sasl_username: String::new(),
+            sasl_password: None,
+            client_id: "event-substrate".to_owned(),
+            delivery_timeout_ms: 5_000,
+            compression: "none".to_owned(),
+            idempotence: true,
+            session_timeout_ms: 45_000,
+            auto_commit_interval_ms: 1_000,
+        }
+    }
+}
+
+/// SASL mechanisms the platform supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslMechanism {
+    /// SCRAM with SHA-256 (the Redpanda default).
+    ScramSha256,
+    /// SCRAM with SHA-512.
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+impl KafkaSettings {
+    /// Parsed broker list (comma-separated, whitespace trimmed, empty entries dropped).
+    pub fn broker_list(&self) -> Vec<String> {
+        self.brokers
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The configured SASL mechanism, if any. Unknown names are an error rather than a silent
+    /// fallback to plaintext (the original connected without SASL on a typo).
+    pub fn sasl(&self) -> Result<Option<SaslMechanism>, ConfigError> {
+        match self.sasl_mechanism.trim().to_ascii_uppercase().as_str() {
+            "" => Ok(None),
+            "SCRAM-SHA-256" => Ok(Some(SaslMechanism::ScramSha256)),
+            "SCRAM-SHA-512" => Ok(Some(SaslMechanism::ScramSha512)),
+            other => Err(ConfigError::Invalid(format!(
+                "kafka.sasl_mechanism must be empty, SCRAM-SHA-256 or SCRAM-SHA-512, not {other:?}"
+            ))),
+        }
+    }
+
+    /// Checks the settings hang together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.broker_list().is_empty() {
+            return Err(ConfigError::Invalid("kafka.brokers is empty".into()));
+        }
+        if self.sasl()?.is_some()
+            && (self.sasl_username.is_empty() || secret_value(&self.sasl_password).is_none())
+        {
+            return Err(ConfigError::Invalid(
+                "kafka.sasl_mechanism is set but sasl_username or sasl_password is empty".into(),
+            ));
+        }
+        if !matches!(
+            self.compression.as_str(),
+            "none" | "gzip" | "lz4" | "zstd" | "snappy"
+        ) {
+            return Err(ConfigError::Invalid(format!(
+                "kafka.compression {:?} is not a librdkafka codec",
+                self.compression
+            )));
+        }
+        Ok(())
+    }
+
+    /// The produce timeout as a `Duration`.
+    pub fn delivery_timeout(&self) -> Duration {
+        Duration::from_millis(self.delivery_timeout_ms)
+    }
+
+    fn base_config(&self) -> Result<ClientConfig, ConfigError> {
+        self.validate()?;
+        let mut config = ClientConfig::new();
+        // Every entry is a seed; librdkafka discovers the rest of the cluster from any of them.
+        config.set("bootstrap.servers", self.broker_list().join(","));
+        config.set("client.id", &self.client_id);
+        if let Some(mechanism) = self.sasl()? {
+            // SASL over plaintext, matching the platform's Redpanda listeners.
+            config.set("security.protocol", "SASL_PLAINTEXT");
+            config.set("sasl.mechanism", mechanism.as_str());
+            config.set("sasl.username", &self.sasl_username);
+            config.set(
+                "sasl.password",
+                secret_value(&self.sasl_password).unwrap_or_default(),
+            );
+        }
+        Ok(config)
+    }
+
+    /// Producer config: durable (acks=all), idempotent when enabled, bounded delivery time.
+    pub fn producer_config(&self) -> Result<ClientConfig, ConfigError> {
+        let mut config = self.base_config()?;
+        // Only a write acknowledged by all in-sync replicas counts as delivered.
+        config.set("acks", "all");
+        // Broker-side de-duplication of librdkafka's own retries.
+        config.set("enable.idempotence", self.idempotence.to_string());
+        // Bounds how long a record may sit in the queue plus retries before it fails.
+        config.set("message.timeout.ms", self.delivery_timeout_ms.to_string());
+        // The codec is configurable because not every Kafka-compatible broker supports each one.
+        config.set("compression.type", &self.compression);
+        // Low linger keeps request latency small; batching still happens under load.
+        config.set("linger.ms", "2");
+        Ok(config)
+    }
+
+    /// Consumer config for `group_id` with manual offset storing (at-least-once).
+    pub fn consumer_config(&self, group_id: &str) -> Result<ClientConfig, ConfigError> {
+        let mut config = self.base_config()?;
+        config.set("group.id", group_id);
+        // Offsets are committed in the background, but only the ones we stored explicitly after
+        // the message's effect succeeded, so a crash can redeliver but never lose a message.
+        config.set("enable.auto.commit", "true");
+        config.set("enable.auto.offset.store", "false");
+        config.set(
+            "auto.commit.interval.ms",
+            self.auto_commit_interval_ms.to_string(),
+        );
+        // A new group starts from the beginning of the topic, as the original services did.
+        config.set("auto.offset.reset", "earliest");
+        config.set("session.timeout.ms", self.session_timeout_ms.to_string());
+        // Cooperative rebalancing lets members join without stopping everyone (and matches the
+        // original Go members, so a rolling migration can share the group).
+        config.set("partition.assignment.strategy", "cooperative-sticky");
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_lists_are_split_and_trimmed() {
+        let settings = KafkaSettings {
+            brokers: " a:9092, b:9092 ,,c:9092".into(),
+            ..Default::default()
+        };
+        assert_eq!(settings.broker_list(), ["a:9092", "b:9092", "c:9092"]);
+        let config = settings.producer_config().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.get("bootstrap.servers"),
+            Some("a:9092,b:9092,c:9092")
+        );
+    }
+
+    #[test]
+    fn both_scram_mechanisms_configure_sasl() {
+        for mechanism in ["SCRAM-SHA-256", "scram-sha-512"] {
+            let settings = KafkaSettings {
+                sasl_mechanism: mechanism.into(),
+                sasl_username: "api-gateway".into(),
+                sasl_password: Some(SecretString::from("pw")),
+                ..Default::default()
+            };
+            let config = settings
+                .consumer_config("g")
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(config.get("security.protocol"), Some("SASL_PLAINTEXT"));
+            assert_eq!(
+                config.get("sasl.mechanism"),
+                Some(mechanism.to_ascii_uppercase().as_str())
+            );
+            assert_eq!(config.get("sasl.username"), Some("api-gateway"));
+        }
+    }
+
+    #[test]
+    fn unknown_mechanisms_and_missing_credentials_are_rejected() {
+        let typo = KafkaSettings {
+            sasl_mechanism: "SCRAM-SHA-1".into(),
+            ..Default::default()
+        };
+        assert!(typo.producer_config().is_err());
+        let no_password = KafkaSettings {
+            sasl_mechanism: "SCRAM-SHA-256".into(),
+            sasl_username: "u".into(),
+            ..Default::default()
+        };
+        assert!(no_password.producer_config().is_err());
+    }
+
+    #[test]
+    fn consumers_store_offsets_manually() {
+        let config = KafkaSettings::default()
+            .consumer_config("group-a")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(config.get("group.id"), Some("group-a"));
+    }
+}

@@ -1,0 +1,164 @@
+//! Producing records and waiting for the broker's acknowledgement.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use super::KafkaSettings;
+use crate::config::ConfigError;
+
+/// One record to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundRecord {
+    /// Destination topic.
+    pub topic: String,
+    /// Record key; the platform produces keyless records unless a caller needs ordering.
+    pub key: Option<Vec<u8>>,
+    /// Serialized value (normally Confluent-framed Avro).
+    pub payload: Vec<u8>,
+    /// Record headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl OutboundRecord {
+    /// A keyless, header-less record.
+    pub fn new(topic: impl Into<String>, payload: Vec<u8>) -> Self {
+        Self {
+            topic: topic.into(),
+            key: None,
+            payload,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// Where the broker stored an acknowledged record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Partition written to.
+    pub partition: i32,
+    /// Offset assigned by the broker.
+    pub offset: i64,
+}
+
+/// Why a record was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The broker did not acknowledge in time or is unreachable; trying again later may work.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// The broker refused the record for a reason retrying will not fix (e.g. too large).
+    #[error("record rejected: {0}")]
+    Rejected(String),
+}
+
+impl PublishError {
+    /// Whether a later attempt can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// The narrow edge in front of the Kafka producer; handlers depend on this, tests on fakes.
+#[async_trait]
+pub trait EventPublisher: Send + Sync + std::fmt::Debug {
+    /// Produces `record` and resolves once the broker acknowledged it (or it failed).
+    async fn publish(&self, record: OutboundRecord) -> Result<Delivered, PublishError>;
+}
+
+/// [`EventPublisher`] over an rdkafka `FutureProducer`.
+#[derive(Clone)]
+pub struct KafkaPublisher {
+    producer: FutureProducer,
+    delivery_timeout: Duration,
+}
+
+impl std::fmt::Debug for KafkaPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaPublisher")
+            .field("delivery_timeout", &self.delivery_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaPublisher {
+    /// Builds the producer. No network call happens here; the broker is contacted lazily.
+    pub fn new(settings: &KafkaSettings) -> Result<Self, ConfigError> {
+        let producer = settings
+            .producer_config()?
+            .create()
+            .map_err(|e| ConfigError::Invalid(format!("kafka producer: {e}")))?;
+        Ok(Self {
+            producer,
+            delivery_timeout: settings.delivery_timeout(),
+        })
+    }
+
+    /// The underlying producer, e.g. for metadata checks.
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// Waits up to `timeout` for every queued record to be delivered; call on shutdown.
+    pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
+        self.producer
+            .flush(Timeout::After(timeout))
+            .map_err(|e| PublishError::Unavailable(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl EventPublisher for KafkaPublisher {
+    async fn publish(&self, record: OutboundRecord) -> Result<Delivered, PublishError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        let mut future_record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&record.topic).payload(&record.payload);
+        if let Some(key) = record.key.as_deref() {
+            future_record = future_record.key(key);
+        }
+        if !record.headers.is_empty() {
+            future_record = future_record.headers(headers);
+        }
+        // The queue wait is bounded by the same timeout as delivery (message.timeout.ms), so the
+        // whole call resolves within roughly `delivery_timeout`.
+        let send = self
+            .producer
+            .send(future_record, Timeout::After(self.delivery_timeout));
+        // A safety net in case librdkafka's own timer is late: never hang a request forever.
+        match tokio::time::timeout(self.delivery_timeout + Duration::from_secs(1), send).await {
+            Err(_) => Err(PublishError::Unavailable(format!(
+                "no acknowledgement within {} ms",
+                self.delivery_timeout.as_millis()
+            ))),
+            Ok(Ok(delivery)) => Ok(Delivered {
+                partition: delivery.partition,
+                offset: delivery.offset,
+            }),
+            Ok(Err((error, _message))) => Err(classify(&error)),
+        }
+    }
+}
+
+fn classify(error: &rdkafka::error::KafkaError) -> PublishError {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    match error.rdkafka_error_code() {
+        Some(
+            Code::MessageSizeTooLarge
+            | Code::InvalidMessage
+            | Code::InvalidRecord
+            | Code::TopicAuthorizationFailed
+            | Code::InvalidTopic
+            | Code::UnknownTopic,
+        ) => PublishError::Rejected(error.to_string()),
+        _ => PublishError::Unavailable(error.to_string()),
+    }
+}

@@ -1,0 +1,196 @@
+//! Test utilities (feature `test-util`): recording fakes for the edge traits and helpers for
+//! tests that run against the real local stack (broker, registry) on 127.0.0.1.
+//!
+//! Stack addresses come from the same configuration layers as the services (`APP__KAFKA__BROKERS`,
+//! `APP__REGISTRY__URL`, …), defaulting to the local stack's ports.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use serde::Deserialize;
+
+use crate::avro::RegistrySettings;
+use crate::kafka::{
+    Delivered, EventPublisher, InboundMessage, KafkaSettings, OutboundRecord, PublishError,
+};
+
+/// An [`EventPublisher`] that records every record and can be told to fail.
+#[derive(Debug, Default, Clone)]
+pub struct RecordingPublisher {
+    records: Arc<Mutex<Vec<OutboundRecord>>>,
+    failure: Arc<Mutex<Option<FakeFailure>>>,
+}
+
+/// How a [`RecordingPublisher`] fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FakeFailure {
+    /// Every publish fails as unavailable.
+    Unavailable,
+    /// Every publish fails as rejected.
+    Rejected,
+}
+
+impl RecordingPublisher {
+    /// A publisher that accepts everything.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes subsequent publishes fail (or succeed again with `None`).
+    pub fn fail_with(&self, failure: Option<FakeFailure>) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = failure;
+    }
+
+    /// Everything published so far.
+    pub fn records(&self) -> Vec<OutboundRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+#[async_trait]
+impl EventPublisher for RecordingPublisher {
+    async fn publish(&self, record: OutboundRecord) -> Result<Delivered, PublishError> {
+        let failure = *self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        match failure {
+            Some(FakeFailure::Unavailable) => Err(PublishError::Unavailable("fake outage".into())),
+            Some(FakeFailure::Rejected) => Err(PublishError::Rejected("fake rejection".into())),
+            None => {
+                let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+                records.push(record);
+                Ok(Delivered {
+                    partition: 0,
+                    offset: records.len() as i64 - 1,
+                })
+            }
+        }
+    }
+}
+
+/// Addresses of the running local stack.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TestStack {
+    /// Broker settings.
+    pub kafka: KafkaSettings,
+    /// Registry settings.
+    pub registry: RegistrySettings,
+}
+
+impl TestStack {
+    /// Defaults overridden by `APP__…` / legacy environment variables.
+    pub fn from_env() -> Self {
+        let source = crate::config::ConfigSource::new("/nonexistent-substrate-test-config", &[]);
+        crate::config::load(&source).unwrap_or_else(|e| panic!("test stack config: {e}"))
+    }
+
+    /// Kafka settings with short timeouts suited to tests.
+    pub fn kafka(&self) -> KafkaSettings {
+        KafkaSettings {
+            session_timeout_ms: 10_000,
+            auto_commit_interval_ms: 200,
+            ..self.kafka.clone()
+        }
+    }
+
+    /// Creates topics (one partition each); the broker must not auto-create them.
+    pub async fn create_topics(&self, topics: &[&str]) {
+        let admin: AdminClient<DefaultClientContext> = self
+            .kafka
+            .producer_config()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .create()
+            .unwrap_or_else(|e| panic!("admin client: {e}"));
+        let new_topics: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
+            .collect();
+        let results = admin
+            .create_topics(
+                &new_topics,
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("create topics: {e}"));
+        for result in results {
+            if let Err((topic, code)) = result
+                && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+            {
+                panic!("create topic {topic}: {code}");
+            }
+        }
+    }
+
+    /// Reads messages of `topic` from the beginning with a fresh group until `count` arrived or
+    /// `within` elapsed; returns what arrived (callers assert on it).
+    pub async fn read_topic(
+        &self,
+        topic: &str,
+        count: usize,
+        within: Duration,
+    ) -> Vec<InboundMessage> {
+        self.read_topics(&[topic], count, within).await
+    }
+
+    /// Like [`Self::read_topic`] for several topics at once (one group join instead of many).
+    pub async fn read_topics(
+        &self,
+        topics: &[&str],
+        count: usize,
+        within: Duration,
+    ) -> Vec<InboundMessage> {
+        let consumer: StreamConsumer = self
+            .kafka()
+            .consumer_config(&unique("reader"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .create()
+            .unwrap_or_else(|e| panic!("reader: {e}"));
+        consumer
+            .subscribe(topics)
+            .unwrap_or_else(|e| panic!("subscribe: {e}"));
+        let deadline = Instant::now() + within;
+        let mut messages = Vec::new();
+        while messages.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(left, consumer.recv()).await {
+                Ok(Ok(message)) => messages.push(crate::kafka::consume::detach(&message)),
+                Ok(Err(error)) => tracing::warn!(%error, "test reader poll failed"),
+                Err(_) => break,
+            }
+        }
+        messages
+    }
+}
+
+/// A name no other test (or earlier run) uses: `<prefix>-<uuid>`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Polls `condition` every 50 ms until it holds or `within` elapses; returns whether it held.
+/// Used to wait for asynchronous effects without sleeping a fixed time.
+pub async fn eventually<F, Fut>(within: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,290 @@
+//! The at-least-once loop on the real broker: poison messages are dead-lettered with their
+//! original bytes, retryable failures never advance the offset, shutdown commits what succeeded,
+//! and a restart loses nothing.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use substrate::avro::AvroCodec;
+use substrate::kafka::consume::dlq_headers;
+use substrate::kafka::{
+    ConsumeSettings, EventPublisher, HandlerError, InboundMessage, KafkaPublisher, MessageHandler,
+    OutboundRecord, PerMessage, run_consumer,
+};
+use substrate::testing::{eventually, unique};
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{Stack, USER_MESSAGE};
+
+/// Decodes each message and records it; fails as told by `fail_on`.
+#[derive(Clone)]
+struct Recorder {
+    codec: AvroCodec,
+    seen: Arc<Mutex<Vec<(i64, String)>>>,
+    attempts: Arc<Mutex<Vec<i64>>>,
+    /// Messages whose `message` field equals this fail as retryable.
+    fail_retryable_on: Option<String>,
+}
+
+impl Recorder {
+    fn new(codec: AvroCodec, fail_retryable_on: Option<&str>) -> Self {
+        Self {
+            codec,
+            seen: Arc::default(),
+            attempts: Arc::default(),
+            fail_retryable_on: fail_retryable_on.map(str::to_owned),
+        }
+    }
+
+    fn seen(&self) -> Vec<(i64, String)> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn attempts_at(&self, offset: i64) -> usize {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|o| **o == offset)
+            .count()
+    }
+}
+
+impl MessageHandler for Recorder {
+    async fn handle(&self, message: &InboundMessage) -> Result<(), HandlerError> {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(message.offset);
+        let payload = message.payload.as_deref().unwrap_or_default();
+        let decoded = self.codec.decode(payload).await.map_err(|e| {
+            if e.is_retryable() {
+                HandlerError::retryable(e)
+            } else {
+                HandlerError::permanent(e)
+            }
+        })?;
+        let text = decoded.to_json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if self.fail_retryable_on.as_deref() == Some(text.as_str()) {
+            return Err(HandlerError::retryable("simulated database outage"));
+        }
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((message.offset, text));
+        Ok(())
+    }
+}
+
+async fn produce_messages(stack: &Stack, topic: &str, texts: &[&str]) {
+    for text in texts {
+        let bytes = stack
+            .codec
+            .encode_json(
+                topic,
+                &serde_json::json!({"user_id":"u","email":"e","message":text,"timestamp":"t"}),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        stack
+            .publisher
+            .publish(OutboundRecord::new(topic, bytes))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+fn settings(topic: &str, group: &str, dead_letter_topic: &str) -> ConsumeSettings {
+    ConsumeSettings {
+        group_id: group.to_owned(),
+        topics: vec![topic.to_owned()],
+        dead_letter_topic: dead_letter_topic.to_owned(),
+        max_batch: 16,
+        retry_initial_backoff_ms: 20,
+        retry_max_backoff_ms: 100,
+    }
+}
+
+/// Starts the loop in the background; returns its stop token and join handle.
+fn spawn_loop(
+    stack: &Stack,
+    settings: ConsumeSettings,
+    handler: Recorder,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let shutdown = CancellationToken::new();
+    let kafka = stack.stack.kafka();
+    let dead_letters: Arc<dyn EventPublisher> =
+        Arc::new(KafkaPublisher::new(&kafka).unwrap_or_else(|e| panic!("{e}")));
+    let token = shutdown.clone();
+    let handle = tokio::spawn(async move {
+        let meter = opentelemetry::global::meter("substrate-tests");
+        run_consumer(
+            &kafka,
+            &settings,
+            PerMessage(handler),
+            dead_letters,
+            &meter,
+            token,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("consume loop: {e}"));
+    });
+    (shutdown, handle)
+}
+
+async fn stop(shutdown: CancellationToken, handle: tokio::task::JoinHandle<()>) {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), handle)
+        .await
+        .unwrap_or_else(|_| panic!("the loop did not stop after shutdown"))
+        .unwrap_or_else(|e| panic!("the loop panicked: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_message_is_dead_lettered_with_its_original_bytes_and_the_loop_moves_on() {
+    // Arrange: good, poison (not Confluent-framed), good.
+    let stack = Stack::connect();
+    let (topic, _) = stack
+        .topic_with_schema("substrate.loop.poison", USER_MESSAGE)
+        .await;
+    let dead_letter_topic = unique("substrate.loop.poison.dlq");
+    stack.stack.create_topics(&[&dead_letter_topic]).await;
+    produce_messages(&stack, &topic, &["first"]).await;
+    let poison = b"\x07definitely not avro".to_vec();
+    stack
+        .publisher
+        .publish(OutboundRecord {
+            headers: vec![("origin".into(), b"test".to_vec())],
+            ..OutboundRecord::new(topic.clone(), poison.clone())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    produce_messages(&stack, &topic, &["third"]).await;
+
+    // Act
+    let handler = Recorder::new(stack.codec.clone(), None);
+    let (shutdown, handle) = spawn_loop(
+        &stack,
+        settings(&topic, &unique("g-poison"), &dead_letter_topic),
+        handler.clone(),
+    );
+    let processed = eventually(Duration::from_secs(60), || async {
+        handler.seen().len() == 2
+    })
+    .await;
+    stop(shutdown, handle).await;
+
+    // Assert: both good messages handled, in order; the poison one in the DLQ, byte for byte.
+    assert!(processed, "good messages handled: {:?}", handler.seen());
+    assert_eq!(
+        handler.seen(),
+        vec![(0, "first".to_owned()), (2, "third".to_owned())]
+    );
+    let dead = stack
+        .stack
+        .read_topic(&dead_letter_topic, 1, Duration::from_secs(30))
+        .await;
+    assert_eq!(dead.len(), 1, "exactly one dead letter");
+    let dead = &dead[0];
+    assert_eq!(dead.payload.as_deref(), Some(poison.as_slice()));
+    let header = |name: &str| {
+        dead.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.clone())
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+    };
+    assert_eq!(
+        header("origin").as_deref(),
+        Some("test"),
+        "original headers kept"
+    );
+    assert_eq!(
+        header(dlq_headers::SOURCE_TOPIC).as_deref(),
+        Some(topic.as_str())
+    );
+    assert_eq!(header(dlq_headers::SOURCE_OFFSET).as_deref(), Some("1"));
+    let reason = header(dlq_headers::ERROR).unwrap_or_default();
+    assert!(reason.contains("magic byte"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retryable_failure_never_advances_and_a_restart_loses_nothing() {
+    // Arrange: five messages; the third fails with a retryable error for the first consumer.
+    let stack = Stack::connect();
+    let (topic, _) = stack
+        .topic_with_schema("substrate.loop.retry", USER_MESSAGE)
+        .await;
+    let dead_letter_topic = unique("substrate.loop.retry.dlq");
+    stack.stack.create_topics(&[&dead_letter_topic]).await;
+    produce_messages(&stack, &topic, &["m0", "m1", "m2", "m3", "m4"]).await;
+    let group = unique("g-retry");
+
+    // Act 1: the first consumer handles m0, m1 and then keeps retrying m2.
+    let first = Recorder::new(stack.codec.clone(), Some("m2"));
+    let (shutdown, handle) = spawn_loop(
+        &stack,
+        settings(&topic, &group, &dead_letter_topic),
+        first.clone(),
+    );
+    let retried = eventually(Duration::from_secs(60), || async {
+        first.attempts_at(2) >= 3
+    })
+    .await;
+    stop(shutdown, handle).await;
+
+    // Assert 1: m2 was retried, nothing after it was touched.
+    assert!(
+        retried,
+        "m2 retried: attempts {:?}",
+        first.attempts.lock().map(|a| a.clone())
+    );
+    assert_eq!(
+        first.seen(),
+        vec![(0, "m0".to_owned()), (1, "m1".to_owned())]
+    );
+    assert_eq!(first.attempts_at(3), 0, "m3 must wait for m2");
+
+    // Act 2: a restarted consumer in the same group, with the outage over.
+    let second = Recorder::new(stack.codec.clone(), None);
+    let (shutdown, handle) = spawn_loop(
+        &stack,
+        settings(&topic, &group, &dead_letter_topic),
+        second.clone(),
+    );
+    let caught_up = eventually(Duration::from_secs(60), || async {
+        second.seen().len() >= 3
+    })
+    .await;
+    stop(shutdown, handle).await;
+
+    // Assert 2: it resumes exactly at m2 (m0, m1 were committed on shutdown), nothing lost.
+    assert!(caught_up, "second consumer saw {:?}", second.seen());
+    assert_eq!(
+        second.seen(),
+        vec![
+            (2, "m2".to_owned()),
+            (3, "m3".to_owned()),
+            (4, "m4".to_owned())
+        ]
+    );
+    let dead = stack
+        .stack
+        .read_topic(&dead_letter_topic, 1, Duration::from_secs(2))
+        .await;
+    assert!(
+        dead.is_empty(),
+        "retryable failures are never dead-lettered"
+    );
+    let all: HashSet<i64> = first
+        .seen()
+        .into_iter()
+        .chain(second.seen())
+        .map(|(offset, _)| offset)
+        .collect();
+    assert_eq!(all, (0..5).collect::<HashSet<i64>>());
+}

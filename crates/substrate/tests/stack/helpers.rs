@@ -1,0 +1,143 @@
+//! Shared fixtures: the contracts in `avro/`, sample documents generated from a schema, and
+//! clients for the local stack.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use apache_avro::Schema;
+use serde_json::{Map, Value, json};
+use substrate::avro::{AvroCodec, SchemaRegistry};
+use substrate::kafka::KafkaPublisher;
+use substrate::testing::{TestStack, unique};
+
+/// One `.avsc` file: the topic it belongs to and its text.
+pub struct Contract {
+    pub topic: String,
+    pub schema_text: String,
+    pub schema: Schema,
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every contract under `avro/`; the topic is the path with `/` → `.` and `.avsc` dropped.
+pub fn contracts() -> Vec<Contract> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "avsc") {
+                out.push(path);
+            }
+        }
+    }
+    let root = repo_root().join("avro");
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let relative = path
+                .strip_prefix(&root)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .to_string_lossy()
+                .trim_end_matches(".avsc")
+                .replace('/', ".");
+            let schema_text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+            let schema = Schema::parse_str(&schema_text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            Contract {
+                topic: relative,
+                schema_text,
+                schema,
+            }
+        })
+        .collect()
+}
+
+/// A document for `schema` plus the document a decoder must return for it. Fields with a
+/// default are left out on every other field, so defaults get exercised too.
+pub fn sample(schema: &Schema, seed: usize) -> (Value, Value) {
+    let Schema::Record(record) = schema else {
+        panic!("contracts are records")
+    };
+    let mut input = Map::new();
+    let mut expected = Map::new();
+    for (index, field) in record.fields.iter().enumerate() {
+        let omit = field.default.is_some() && (index + seed).is_multiple_of(2);
+        if omit {
+            let default = field.default.clone().unwrap_or(Value::Null);
+            expected.insert(field.name.clone(), default);
+            continue;
+        }
+        let value = sample_value(&field.schema, &field.name, seed);
+        input.insert(field.name.clone(), value.clone());
+        expected.insert(field.name.clone(), value);
+    }
+    (Value::Object(input), Value::Object(expected))
+}
+
+fn sample_value(schema: &Schema, name: &str, seed: usize) -> Value {
+    match schema {
+        Schema::String => json!(format!("{name}-{seed}-ünï \"quoted\" <tag> & more")),
+        // Beyond 2^53, so a float round trip anywhere on the path would show.
+        Schema::Long => json!(9_007_199_254_740_993i64 - seed as i64),
+        Schema::Int => json!(2_147_483_000 + seed as i64),
+        Schema::Boolean => json!(seed.is_multiple_of(2)),
+        Schema::Double => json!(1.5 + seed as f64),
+        Schema::Union(union) => {
+            let branch = union
+                .variants()
+                .iter()
+                .find(|v| !matches!(v, Schema::Null))
+                .unwrap_or_else(|| panic!("{name}: union without a value branch"));
+            sample_value(branch, name, seed)
+        }
+        other => panic!("{name}: no sample for {other:?}"),
+    }
+}
+
+/// Clients for the local stack.
+pub struct Stack {
+    pub stack: TestStack,
+    pub registry: Arc<SchemaRegistry>,
+    pub codec: AvroCodec,
+    pub publisher: KafkaPublisher,
+}
+
+impl Stack {
+    pub fn connect() -> Self {
+        let stack = TestStack::from_env();
+        let registry =
+            Arc::new(SchemaRegistry::new(&stack.registry).unwrap_or_else(|e| panic!("{e}")));
+        let publisher = KafkaPublisher::new(&stack.kafka()).unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            codec: AvroCodec::new(registry.clone()),
+            registry,
+            publisher,
+            stack,
+        }
+    }
+
+    /// A fresh topic named after `base`, created on the broker, with `schema` registered as its
+    /// value subject. Returns the topic and the schema id.
+    pub async fn topic_with_schema(&self, base: &str, schema: &str) -> (String, u32) {
+        let topic = unique(base);
+        self.stack.create_topics(&[&topic]).await;
+        let id = self
+            .registry
+            .register_for_topic(&topic, schema)
+            .await
+            .unwrap_or_else(|e| panic!("register {topic}: {e}"));
+        (topic, id)
+    }
+}
+
+pub const USER_MESSAGE: &str = r#"{"type":"record","name":"UserMessageEvent","namespace":"public.user.message","fields":[
+  {"name":"user_id","type":"string"},{"name":"email","type":"string"},{"name":"message","type":"string"},
+  {"name":"timestamp","type":"string"},{"name":"visibility","type":"string","default":"broadcast"},
+  {"name":"recipient_id","type":["null","string"],"default":null}]}"#;

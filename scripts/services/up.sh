@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Starts the three Rust services in the background against the local stack:
+#
+#   api-gateway       http://127.0.0.1:8080
+#   media-service     http://127.0.0.1:8090  (object-store webhooks)
+#   message-consumer  http://127.0.0.1:8091  (health only)
+#
+# Binaries come from ${CARGO_TARGET_DIR:-target}/debug and are built first with
+# `cargo build --workspace --bins` unless STACK_SKIP_BUILD=1. A service that is already
+# running is left alone. Waits until each answers GET /healthz with 200, then reports /readyz.
+# Logs: .local/logs/<service>.log. Start the stack first (scripts/stack/up.sh).
+set -euo pipefail
+# shellcheck source=scripts/stack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../stack/lib.sh"
+
+SERVICES=(api-gateway:8080 media-service:8090 message-consumer:8091)
+HEALTH_TIMEOUT="${SERVICES_HEALTH_TIMEOUT:-60}"
+
+if [[ "${STACK_SKIP_BUILD:-0}" != 1 ]]; then
+    log "building the service binaries (STACK_SKIP_BUILD=1 skips this)"
+    cargo build --workspace --bins
+fi
+
+for entry in "${SERVICES[@]}"; do
+    name="${entry%%:*}"
+    port="${entry##*:}"
+    binary="$TARGET_DIR/debug/$name"
+    if is_running "$name"; then
+        log "$name already running (pid $(pid_of "$name"))"
+        continue
+    fi
+    [[ -x "$binary" ]] || die "$binary is missing; build it with cargo build --workspace --bins"
+    if port_open "$STACK_HOST" "$port"; then
+        die "port $STACK_HOST:$port is in use by a process this script did not start; stop it before starting $name"
+    fi
+    start_bg "$name" -- env \
+        APP__HTTP__HOST="$STACK_HOST" \
+        APP__HTTP__PORT="$port" \
+        APP__KAFKA__BROKERS="$STACK_HOST:$KAFKA_PORT" \
+        APP__REGISTRY__URL="http://$STACK_HOST:$REGISTRY_PORT" \
+        APP__POSTGRES__URL="postgres://postgres@$STACK_HOST:$POSTGRES_PORT/$POSTGRES_DB" \
+        APP__S3__ENDPOINT="$STACK_HOST:$OBJECTSTORE_PORT" \
+        APP__S3__PUBLIC_ENDPOINT="$STACK_HOST:$OBJECTSTORE_PORT" \
+        MEDIA_WEBHOOK_TOKEN="${MEDIA_WEBHOOK_TOKEN:-local-webhook-token}" \
+        "$binary"
+done
+
+# healthy NAME PORT : waits for GET /healthz == 200.
+healthy() {
+    local name="$1" port="$2" deadline=$((SECONDS + HEALTH_TIMEOUT)) code
+    while :; do
+        code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$STACK_HOST:$port/healthz" || true)"
+        [[ "$code" == 200 ]] && return 0
+        if ! is_running "$name"; then
+            show_log_tail "$name"
+            die "$name exited before it became healthy (log: $(log_file "$name"))"
+        fi
+        if ((SECONDS >= deadline)); then
+            show_log_tail "$name"
+            die "$name did not answer GET /healthz with 200 within ${HEALTH_TIMEOUT} s (last: ${code:-none})"
+        fi
+        sleep 0.3
+    done
+}
+
+for entry in "${SERVICES[@]}"; do
+    healthy "${entry%%:*}" "${entry##*:}"
+done
+
+for entry in "${SERVICES[@]}"; do
+    name="${entry%%:*}"
+    port="${entry##*:}"
+    body="$(curl -s --max-time 5 -w '\n%{http_code}' "http://$STACK_HOST:$port/readyz" || true)"
+    code="${body##*$'\n'}"
+    body="${body%$'\n'*}"
+    printf '%-17s http://%s:%s  healthz 200, readyz %s %s\n' "$name" "$STACK_HOST" "$port" "$code" "$body"
+done
+log "services are up; logs in $LOG_DIR"

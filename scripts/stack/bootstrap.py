@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Create the Kafka topics and register the Avro schemas of the local stack.
+
+Every `avro/**/*.avsc` defines one topic: its path under `avro/` with `/` turned
+into `.` and the `.avsc` suffix removed, so `avro/public/identity/login.events.avsc`
+is the topic `public.identity.login.events`. For each one this script
+
+1. creates the topic (1 partition, replication factor 1), plus the extra topics
+   in EXTRA_TOPICS, which have no schema; a topic that exists already is fine;
+2. registers the schema (compact JSON) under the subject `<topic>-value`;
+   registering an identical schema again returns the same id, so re-runs are safe;
+3. sets compatibility NONE on the subjects in COMPATIBILITY_NONE;
+4. reads every subject back (`/subjects/<s>/versions/latest` and
+   `/schemas/ids/<id>`) to check that the registry serves what was registered.
+
+The registry keeps nothing across restarts, so the stack runs this on every start.
+Any failure aborts with a message and exit status 1.
+
+Usage: bootstrap.py [--brokers HOST:PORT] [--registry URL]
+Defaults: $BOOTSTRAP_BROKERS or 127.0.0.1:9092, $SCHEMA_REGISTRY_URL or http://127.0.0.1:8081.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+AVRO_DIR = REPO_ROOT / "avro"
+
+EXTRA_TOPICS = ("internal.identity.login.echo", "internal.user.message.dead-letter")
+
+# Topics whose value schemas may change in any way (compatibility NONE).
+COMPATIBILITY_NONE = (
+    "internal.platform.unified.events",
+    "public.media.upload.approved",
+    "public.media.upload.rejected",
+    "public.media.download.rejected",
+    "public.media.upload.confirmed",
+    "internal.media.upload.dead-letter",
+    "internal.media.delete.dead-letter",
+    "public.media.expired.events",
+    "internal.media.upload.retry",
+)
+
+REGISTRY_CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+HTTP_TIMEOUT = 10
+# The broker may accept connections a moment before it answers admin requests.
+CREATE_ATTEMPTS = 10
+
+
+class BootstrapError(Exception):
+    """A failure reported to the operator without a traceback."""
+
+
+def topic_for(path: Path) -> str:
+    relative = path.relative_to(AVRO_DIR).as_posix()
+    return relative.removesuffix(".avsc").replace("/", ".")
+
+
+def discover_schemas() -> dict[str, str]:
+    """Topic name -> compact JSON schema, for every .avsc under avro/."""
+    schemas: dict[str, str] = {}
+    for path in sorted(AVRO_DIR.rglob("*.avsc")):
+        try:
+            parsed = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise BootstrapError(f"cannot read {path.relative_to(REPO_ROOT)}: {error}") from error
+        schemas[topic_for(path)] = json.dumps(parsed, separators=(",", ":"), ensure_ascii=False)
+    if not schemas:
+        raise BootstrapError(f"no .avsc files under {AVRO_DIR}")
+    return schemas
+
+
+def existing_topics(admin: AdminClient) -> set[str]:
+    last_error: KafkaException | None = None
+    for _ in range(CREATE_ATTEMPTS):
+        try:
+            return set(admin.list_topics(timeout=10).topics)
+        except KafkaException as error:
+            last_error = error
+            time.sleep(1)
+    raise BootstrapError(f"cannot list the broker's topics: {last_error}")
+
+
+def create_topics(brokers: str, topics: list[str]) -> None:
+    admin = AdminClient({"bootstrap.servers": brokers, "socket.timeout.ms": 10000})
+    # Create only the missing topics: tansu logs every "already exists" as an ERROR.
+    pending = [t for t in topics if t not in existing_topics(admin)]
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        if not pending:
+            break
+        futures = admin.create_topics(
+            [NewTopic(t, num_partitions=1, replication_factor=1) for t in pending],
+            request_timeout=15,
+        )
+        retry: list[str] = []
+        failures: list[str] = []
+        for topic, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as exception:
+                error: KafkaError = exception.args[0]
+                if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue
+                if error.retriable() or error.code() in (
+                    KafkaError._TRANSPORT,
+                    KafkaError._TIMED_OUT,
+                    KafkaError._ALL_BROKERS_DOWN,
+                ):
+                    retry.append(topic)
+                else:
+                    failures.append(f"{topic}: {error.str()}")
+        if failures:
+            raise BootstrapError("creating topics failed:\n  " + "\n  ".join(failures))
+        if not retry:
+            break
+        if attempt == CREATE_ATTEMPTS:
+            raise BootstrapError(f"creating topics still failing after {attempt} attempts: {retry}")
+        pending = retry
+        time.sleep(1)
+
+    missing = [t for t in topics if t not in existing_topics(admin)]
+    if missing:
+        raise BootstrapError(f"topics missing from the broker's metadata after creation: {missing}")
+
+
+def registry_call(session: requests.Session, method: str, url: str, body: dict | None = None) -> dict:
+    try:
+        response = session.request(
+            method,
+            url,
+            data=None if body is None else json.dumps(body),
+            headers={"Content-Type": REGISTRY_CONTENT_TYPE, "Accept": REGISTRY_CONTENT_TYPE},
+            timeout=HTTP_TIMEOUT,
+        )
+    except requests.RequestException as error:
+        raise BootstrapError(f"{method} {url}: {error}") from error
+    if response.status_code // 100 != 2:
+        raise BootstrapError(f"{method} {url}: HTTP {response.status_code}: {response.text.strip()[:500]}")
+    try:
+        return response.json()
+    except ValueError as error:
+        raise BootstrapError(f"{method} {url}: response is not JSON: {response.text[:200]!r}") from error
+
+
+def same_schema(a: str, b: str) -> bool:
+    return json.loads(a) == json.loads(b)
+
+
+def register_schemas(registry: str, schemas: dict[str, str]) -> dict[str, int]:
+    unknown = [t for t in COMPATIBILITY_NONE if t not in schemas]
+    if unknown:
+        raise BootstrapError(f"COMPATIBILITY_NONE names topics without an .avsc: {unknown}")
+
+    registry = registry.rstrip("/")
+    ids: dict[str, int] = {}
+    with requests.Session() as session:
+        for topic, schema in schemas.items():
+            subject = f"{topic}-value"
+            url = f"{registry}/subjects/{quote(subject, safe='')}/versions"
+            answer = registry_call(session, "POST", url, {"schema": schema, "schemaType": "AVRO"})
+            if not isinstance(answer.get("id"), int):
+                raise BootstrapError(f"POST {url}: no schema id in {answer!r}")
+            ids[subject] = answer["id"]
+
+        for topic in COMPATIBILITY_NONE:
+            subject = f"{topic}-value"
+            url = f"{registry}/config/{quote(subject, safe='')}"
+            answer = registry_call(session, "PUT", url, {"compatibility": "NONE"})
+            # Confluent answers {"compatibility": ...}; rivven-schema 0.0.22 {"compatibilityLevel": ...}.
+            if "NONE" not in (answer.get("compatibility"), answer.get("compatibilityLevel")):
+                raise BootstrapError(f"PUT {url}: unexpected answer {answer!r}")
+
+        for topic, schema in schemas.items():
+            subject = f"{topic}-value"
+            url = f"{registry}/subjects/{quote(subject, safe='')}/versions/latest"
+            latest = registry_call(session, "GET", url)
+            if latest.get("id") != ids[subject] or not same_schema(latest.get("schema", "null"), schema):
+                raise BootstrapError(f"GET {url}: expected id {ids[subject]} and the registered schema, got {latest!r}")
+            url = f"{registry}/schemas/ids/{ids[subject]}"
+            by_id = registry_call(session, "GET", url)
+            if not same_schema(by_id.get("schema", "null"), schema):
+                raise BootstrapError(f"GET {url}: schema differs from {subject}: {by_id!r}")
+    return ids
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--brokers", default=os.environ.get("BOOTSTRAP_BROKERS", "127.0.0.1:9092"))
+    parser.add_argument("--registry", default=os.environ.get("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"))
+    args = parser.parse_args()
+
+    try:
+        schemas = discover_schemas()
+        topics = [*schemas, *(t for t in EXTRA_TOPICS if t not in schemas)]
+        create_topics(args.brokers, topics)
+        ids = register_schemas(args.registry, schemas)
+    except BootstrapError as error:
+        print(f"bootstrap failed: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"bootstrap: {len(topics)} topics on {args.brokers}, "
+        f"{len(ids)} subjects on {args.registry} "
+        f"({len(COMPATIBILITY_NONE)} with compatibility NONE)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

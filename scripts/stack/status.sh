@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One line per local-stack component: name, running/stopped, address, pid.
+set -euo pipefail
+# shellcheck source=scripts/stack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+line() {
+    printf '%-18s %-8s %-16s %s\n' "$1" "$2" "$3" "$4"
+}
+
+postgres_pid() {
+    local datadir
+    datadir="$(pg_lsclusters -h 2>/dev/null | awk -v port="$POSTGRES_PORT" '$3 == port {print $6; exit}')" || true
+    if [[ -n "$datadir" && -r "$datadir/postmaster.pid" ]]; then
+        head -n 1 "$datadir/postmaster.pid"
+    else
+        echo -
+    fi
+}
+
+# component NAME PORT : a process started by up.sh.
+component() {
+    local name="$1" port="$2" state=stopped address=- pid=-
+    [[ -n "$port" ]] && address="$STACK_HOST:$port"
+    if is_running "$name"; then
+        pid="$(pid_of "$name")"
+        if [[ -z "$port" ]] || port_open "$STACK_HOST" "$port"; then
+            state=running
+        else
+            state=starting
+        fi
+    elif [[ -n "$port" ]] && port_open "$STACK_HOST" "$port"; then
+        state=foreign # the port is held by a process this stack did not start
+    fi
+    line "$name" "$state" "$address" "$pid"
+}
+
+line COMPONENT STATE ADDRESS PID
+if pg_isready -q -h "$STACK_HOST" -p "$POSTGRES_PORT"; then
+    line postgres running "$STACK_HOST:$POSTGRES_PORT" "$(postgres_pid)"
+else
+    line postgres stopped "$STACK_HOST:$POSTGRES_PORT" -
+fi
+component tansu "$KAFKA_PORT"
+component rivven-schema "$REGISTRY_PORT"
+component local-objectstore "$OBJECTSTORE_PORT"
+component pgnet-worker ""

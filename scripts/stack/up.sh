@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Starts the Docker-free local stack on 127.0.0.1 and bootstraps it:
+#
+#   postgres          :5432  the machine's PostgreSQL (started if down), schema applied
+#   tansu             :9092  Kafka broker, SQLite storage in .local/data/tansu/tansu.db
+#   rivven-schema     :8081  schema registry (in memory; re-filled by the bootstrap)
+#   local-objectstore :9000  S3 with webhooks to the media-service, data in .local/data/objectstore
+#   pgnet-worker             delivers the requests queued by the local pg_net
+#
+# A component that is already running (live pid and open port) is left alone, so running
+# this again is quick. Environment:
+#   STACK_SKIP_BUILD=1   do not `cargo build -p local-objectstore` before starting it
+#   MEDIA_WEBHOOK_TOKEN  bearer token of the object-store webhooks (default local-webhook-token)
+set -euo pipefail
+# shellcheck source=scripts/stack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+require_venv
+started_at=$SECONDS
+
+# start_service NAME PORT [start_bg options] -- COMMAND...
+# Starts NAME unless it is already running; refuses if another process holds PORT.
+start_service() {
+    local name="$1" port="$2"
+    shift 2
+    if is_running "$name"; then
+        if [[ -z "$port" ]] || port_open "$STACK_HOST" "$port"; then
+            log "$name already running (pid $(pid_of "$name"))"
+            return 0
+        fi
+        # Alive but not listening: probably still starting; wait for it below.
+        log "$name running (pid $(pid_of "$name")) but not listening yet"
+        return 0
+    fi
+    if [[ -n "$port" ]] && port_open "$STACK_HOST" "$port"; then
+        die "port $STACK_HOST:$port is in use by a process this stack did not start; stop it before starting $name"
+    fi
+    start_bg "$name" "$@"
+}
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+if ! pg_isready -q -h "$STACK_HOST" -p "$POSTGRES_PORT"; then
+    command -v pg_ctlcluster >/dev/null || die "PostgreSQL is not accepting connections on $STACK_HOST:$POSTGRES_PORT and pg_ctlcluster is missing"
+    pg_version="$(find /etc/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort -V | tail -n 1)"
+    [[ -n "$pg_version" ]] || die "no cluster under /etc/postgresql"
+    log "starting PostgreSQL $pg_version/main"
+    pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start
+    for _ in $(seq 1 60); do
+        pg_isready -q -h "$STACK_HOST" -p "$POSTGRES_PORT" && break
+        sleep 0.5
+    done
+    pg_isready -q -h "$STACK_HOST" -p "$POSTGRES_PORT" || die "PostgreSQL did not come up on $STACK_HOST:$POSTGRES_PORT"
+fi
+log "applying the Supabase schema to database $POSTGRES_DB"
+"$VENV_PYTHON" scripts/supabase_apply.py "$POSTGRES_URL" >>"$(log_file supabase-apply)" 2>&1 || {
+    show_log_tail supabase-apply
+    die "scripts/supabase_apply.py failed (log: $(log_file supabase-apply))"
+}
+
+# --- tansu (Kafka broker) -----------------------------------------------------------------
+command -v tansu >/dev/null || die "tansu is not installed; run ./taskw setup"
+mkdir -p "$DATA_DIR/tansu"
+# The storage URL is relative to the working directory on purpose: tansu.db lands in
+# .local/data/tansu. The env reset keeps stray CLUSTER_ID / LISTENER_URL variables out;
+# NO_COLOR keeps ANSI colours out of the logs.
+start_service tansu "$KAFKA_PORT" --cwd "$DATA_DIR/tansu" -- \
+    env -u CLUSTER_ID -u LISTENER_URL -u ADVERTISED_LISTENER_URL -u STORAGE_ENGINE -u SCHEMA_REGISTRY NO_COLOR=1 \
+    tansu broker \
+    --listener-url "tcp://$STACK_HOST:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://$STACK_HOST:$KAFKA_PORT" \
+    --storage-engine sqlite://tansu.db
+
+# --- rivven-schema (schema registry) ------------------------------------------------------
+command -v rivven-schema >/dev/null || die "rivven-schema is not installed; run ./taskw setup"
+start_service rivven-schema "$REGISTRY_PORT" -- \
+    env NO_COLOR=1 rivven-schema serve --host "$STACK_HOST" --port "$REGISTRY_PORT"
+
+# --- local-objectstore (S3) ---------------------------------------------------------------
+objectstore_bin="$TARGET_DIR/debug/local-objectstore"
+if ! is_running local-objectstore; then
+    if [[ "${STACK_SKIP_BUILD:-0}" != 1 ]]; then
+        log "building local-objectstore (STACK_SKIP_BUILD=1 skips this)"
+        cargo build -p local-objectstore
+    fi
+    [[ -x "$objectstore_bin" ]] || die "$objectstore_bin is missing; build it with cargo build -p local-objectstore"
+fi
+mkdir -p "$DATA_DIR/objectstore"
+start_service local-objectstore "$OBJECTSTORE_PORT" -- \
+    "$objectstore_bin" \
+    --root "$DATA_DIR/objectstore" \
+    --host "$STACK_HOST" --port "$OBJECTSTORE_PORT" \
+    --access-key admin --secret-key password \
+    --bucket media-uploads \
+    --webhook "uploads/=http://$STACK_HOST:8090/webhooks/media-upload" \
+    --webhook "files/=http://$STACK_HOST:8090/webhooks/file-ready" \
+    --webhook-token "${MEDIA_WEBHOOK_TOKEN:-local-webhook-token}"
+
+# --- pg_net delivery worker ---------------------------------------------------------------
+start_service pgnet-worker "" -- \
+    env PGNET_DATABASE_URL="$POSTGRES_URL" PYTHONUNBUFFERED=1 "$VENV_PYTHON" scripts/pgnet_worker.py
+
+# --- wait, then bootstrap -----------------------------------------------------------------
+wait_for_port "$STACK_HOST" "$KAFKA_PORT" 60 tansu
+wait_for_port "$STACK_HOST" "$REGISTRY_PORT" 60 rivven-schema
+wait_for_port "$STACK_HOST" "$OBJECTSTORE_PORT" 60 local-objectstore
+sleep 0.2
+is_running pgnet-worker || {
+    show_log_tail pgnet-worker
+    die "pgnet-worker exited (log: $(log_file pgnet-worker))"
+}
+
+log "bootstrapping topics and schemas"
+"$VENV_PYTHON" scripts/stack/bootstrap.py \
+    --brokers "$STACK_HOST:$KAFKA_PORT" --registry "http://$STACK_HOST:$REGISTRY_PORT"
+
+log "stack is up in $((SECONDS - started_at)) s; logs: $LOG_DIR/*.log (./taskw stack:logs), status: ./taskw stack:status"
