@@ -42,6 +42,7 @@ for entry in "${SERVICES[@]}"; do
         APP__S3__ENDPOINT="$STACK_HOST:$OBJECTSTORE_PORT" \
         APP__S3__PUBLIC_ENDPOINT="$STACK_HOST:$OBJECTSTORE_PORT" \
         MEDIA_WEBHOOK_TOKEN="${MEDIA_WEBHOOK_TOKEN:-local-webhook-token}" \
+        NO_COLOR=1 \
         "$binary"
 done
 

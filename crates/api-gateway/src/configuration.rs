@@ -1,9 +1,14 @@
 //! Settings of the api-gateway (see `config/base.yaml` for every key and its environment name).
 
+use std::path::PathBuf;
+
+use secrecy::SecretString;
 use serde::Deserialize;
 use substrate::avro::RegistrySettings;
-use substrate::config::{ConfigError, ConfigSource, HttpSettings};
+use substrate::config::{ConfigError, ConfigSource, HttpSettings, secret_value};
 use substrate::kafka::KafkaSettings;
+use substrate::postgres::{POSTGRES_ALIASES, PostgresSettings};
+use substrate::s3::{S3_ALIASES, S3Settings};
 use substrate::telemetry::TelemetrySettings;
 
 /// Everything the gateway is configured with.
@@ -12,12 +17,136 @@ use substrate::telemetry::TelemetrySettings;
 pub struct Settings {
     /// HTTP listener (default `0.0.0.0:8080`).
     pub http: HttpSettings,
+    /// Authentication of webhooks and users.
+    pub auth: AuthSettings,
+    /// The route allowlist file and request limits.
+    pub gateway: GatewaySettings,
     /// Broker connection.
     pub kafka: KafkaSettings,
     /// Schema registry.
     pub registry: RegistrySettings,
+    /// Database for the legacy synchronous media routes (credits and file metadata).
+    pub postgres: PostgresSettings,
+    /// Object store for the legacy routes (presigning on the public endpoint, removal on the
+    /// internal one).
+    pub s3: S3Settings,
     /// Logs, traces and metrics.
     pub telemetry: TelemetrySettings,
+}
+
+/// Authentication settings. Every secret here fails closed: when it is not configured the
+/// routes that need it answer 401.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// Supabase JWT secret for HS256 tokens (`SUPABASE_JWT_SECRET`).
+    pub jwt_secret: Option<SecretString>,
+    /// JWKS URL for ES256 tokens (`SUPABASE_JWKS_URL`).
+    pub jwks_url: Option<String>,
+    /// Required `aud` claim.
+    pub audience: String,
+    /// Required `iss` claim, when set.
+    pub issuer: Option<String>,
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
+    pub leeway_secs: u64,
+    /// How often the JWKS is refreshed, in seconds (it is also refreshed on an unknown `kid`,
+    /// at most once per `jwks_min_refresh_secs`).
+    pub jwks_refresh_secs: u64,
+    /// Minimum spacing of JWKS refreshes triggered by unknown key ids, in seconds.
+    pub jwks_min_refresh_secs: u64,
+    /// Timeout of one JWKS fetch, in milliseconds.
+    pub jwks_timeout_ms: u64,
+    /// Shared secret expected in `X-Webhook-Secret` (`WEBHOOK_SECRET`).
+    pub webhook_secret: Option<SecretString>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwks_url: None,
+            audience: "authenticated".to_owned(),
+            issuer: None,
+            leeway_secs: 30,
+            jwks_refresh_secs: 300,
+            jwks_min_refresh_secs: 30,
+            jwks_timeout_ms: 3_000,
+            webhook_secret: None,
+        }
+    }
+}
+
+/// Gateway behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct GatewaySettings {
+    /// The allowlist file. When unset, `/app/routes.yaml` and then `./routes.yaml` are tried.
+    /// Its directory is watched, so Kubernetes ConfigMap symlink swaps are picked up.
+    pub routes_file: Option<PathBuf>,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Lifetime of presigned URLs of the legacy routes, in seconds.
+    pub presign_expiry_secs: u64,
+    /// Topics of the hard-wired (non-allowlisted) routes.
+    pub topics: Topics,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            routes_file: None,
+            body_limit_bytes: 1024 * 1024,
+            presign_expiry_secs: 900,
+            topics: Topics::default(),
+        }
+    }
+}
+
+/// Topics the intent and legacy routes write to. The defaults are the platform's contract;
+/// overriding them is for isolated environments and tests.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Topics {
+    /// Upload intents (consumed by the credit check).
+    pub upload_intent: String,
+    /// Download intents (consumed by the media-service).
+    pub download_intent: String,
+    /// Delete intents (consumed by the media-service).
+    pub delete_intent: String,
+    /// Legacy download audit events.
+    pub download_events: String,
+    /// File-deleted notifications.
+    pub delete_events: String,
+    /// Object removals handed to the delete saga's retry loop.
+    pub delete_retry: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Self {
+            upload_intent: "internal.media.upload.intent".to_owned(),
+            download_intent: "internal.media.download.intent".to_owned(),
+            delete_intent: "internal.media.delete.intent".to_owned(),
+            download_events: "public.media.download.events".to_owned(),
+            delete_events: "public.media.delete.events".to_owned(),
+            delete_retry: "internal.media.delete.retry".to_owned(),
+        }
+    }
+}
+
+impl GatewaySettings {
+    /// The routes file to load.
+    pub fn routes_path(&self) -> PathBuf {
+        if let Some(path) = &self.routes_file {
+            return path.clone();
+        }
+        let in_image = PathBuf::from("/app/routes.yaml");
+        if in_image.exists() {
+            in_image
+        } else {
+            PathBuf::from("routes.yaml")
+        }
+    }
 }
 
 impl substrate::app::ServiceSettings for Settings {
@@ -26,17 +155,48 @@ impl substrate::app::ServiceSettings for Settings {
     }
 }
 
+/// Legacy variable names of the original gateway.
+const ALIASES: &[(&str, &str)] = &[
+    ("SUPABASE_JWT_SECRET", "auth.jwt_secret"),
+    ("SUPABASE_JWKS_URL", "auth.jwks_url"),
+    ("WEBHOOK_SECRET", "auth.webhook_secret"),
+    ("ROUTES_FILE", "gateway.routes_file"),
+];
+
 impl Settings {
     /// Loads and validates the settings from `config/` and the environment.
     pub fn load() -> Result<Self, ConfigError> {
-        let source = ConfigSource::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config"), &[]);
+        let aliases: Vec<_> = POSTGRES_ALIASES
+            .iter()
+            .chain(S3_ALIASES)
+            .chain(ALIASES)
+            .copied()
+            .collect();
+        let source = ConfigSource::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config"), &aliases);
         let settings: Self = substrate::config::load(&source)?;
         settings.validate()?;
         Ok(settings)
     }
 
-    /// Cross-field checks.
+    /// Cross-field checks. Missing keys are not an error (the routes fail closed), but they are
+    /// reported loudly at startup.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.kafka.validate()
+        self.kafka.validate()?;
+        if self.gateway.body_limit_bytes == 0 {
+            return Err(ConfigError::Invalid("gateway.body_limit_bytes is 0".into()));
+        }
+        if secret_value(&self.auth.jwt_secret).is_none()
+            && self.auth.jwks_url.as_deref().unwrap_or_default().is_empty()
+        {
+            tracing::error!(
+                "no JWT key configured (auth.jwt_secret / auth.jwks_url): every user route will answer 401"
+            );
+        }
+        if secret_value(&self.auth.webhook_secret).is_none() {
+            tracing::error!(
+                "no webhook secret configured (auth.webhook_secret): every webhook will answer 401"
+            );
+        }
+        Ok(())
     }
 }

@@ -5,12 +5,17 @@ use std::time::Duration;
 
 use axum::Router;
 use substrate::BoxError;
-use substrate::avro::SchemaRegistry;
+use substrate::avro::{AvroCodec, SchemaRegistry};
 use substrate::health::{KafkaCheck, Readiness, RegistryCheck};
+use substrate::kafka::KafkaPublisher;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::JwtVerifier;
 use crate::configuration::Settings;
+use crate::edges::{KafkaSink, PgMediaStore, S3ObjectStore};
+use crate::routes_config::{Routes, RoutesCheck};
+use crate::state::AppState;
 
 /// A built, bound, not yet running gateway.
 #[derive(Debug)]
@@ -19,24 +24,70 @@ pub struct Application {
     router: Router,
     port: u16,
     grace: Duration,
+    settings: Settings,
+    publisher: KafkaPublisher,
+    jwt: Arc<JwtVerifier>,
+    routes: Routes,
 }
 
 impl Application {
-    /// Creates clients and binds the listener (port 0 picks a free port).
+    /// Creates clients and binds the listener (port 0 picks a free port). No dependency is
+    /// contacted here: an unreachable broker or database shows in `/readyz`, not as a crash.
     pub async fn build(settings: Settings) -> Result<Self, BoxError> {
+        let jwt = Arc::new(JwtVerifier::new(&settings.auth));
+        if !jwt.is_configured() {
+            tracing::error!(
+                "no JWT key configured (auth.jwt_secret / auth.jwks_url): user routes answer 401"
+            );
+        }
+        let webhook_secret =
+            settings.auth.webhook_secret.clone().filter(|_| {
+                substrate::config::secret_value(&settings.auth.webhook_secret).is_some()
+            });
+        if webhook_secret.is_none() {
+            tracing::error!(
+                "no webhook secret configured (auth.webhook_secret): webhooks answer 401"
+            );
+        }
+        let routes_path = settings.gateway.routes_path();
+        let routes = Routes::load(&routes_path);
         let registry = Arc::new(SchemaRegistry::new(&settings.registry)?);
+        let publisher = KafkaPublisher::new(&settings.kafka)?;
+        let state = AppState {
+            jwt: jwt.clone(),
+            webhook_secret,
+            routes: routes.clone(),
+            events: Arc::new(KafkaSink::new(
+                AvroCodec::new(registry.clone()),
+                Arc::new(publisher.clone()),
+            )),
+            media: Arc::new(PgMediaStore::new(settings.postgres.pool()?)),
+            objects: Arc::new(S3ObjectStore::new(&settings.s3)),
+            bucket: settings.s3.bucket.clone(),
+            presign_expiry: Duration::from_secs(settings.gateway.presign_expiry_secs),
+            topics: Arc::new(settings.gateway.topics.clone()),
+        };
         let readiness = Readiness::new("not_ready")
             .with(Arc::new(KafkaCheck::new(&settings.kafka)?))
-            .with(Arc::new(RegistryCheck(registry)));
-        let router = substrate::health::router(readiness);
+            .with(Arc::new(RegistryCheck(registry)))
+            .with(Arc::new(RoutesCheck(routes.clone())));
+        let router = crate::routes::router(
+            state,
+            substrate::health::router(readiness),
+            settings.gateway.body_limit_bytes,
+        );
         let listener = TcpListener::bind(settings.http.address()).await?;
         let port = listener.local_addr()?.port();
-        tracing::info!(port, "api-gateway listening");
+        tracing::info!(port, routes_file = %routes_path.display(), "api-gateway listening");
         Ok(Self {
             listener,
             router,
             port,
             grace: Duration::from_millis(settings.http.shutdown_grace_ms),
+            settings,
+            publisher,
+            jwt,
+            routes,
         })
     }
 
@@ -45,9 +96,25 @@ impl Application {
         self.port
     }
 
-    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
+    /// Serves until `shutdown` is cancelled, then drains in-flight requests and flushes the
+    /// producer so nothing acknowledged to a client is left in a buffer.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
-        substrate::http::serve(self.listener, self.router, shutdown, self.grace).await?;
+        let background = shutdown.child_token();
+        if let Some(jwks) = self.jwt.jwks() {
+            jwks.spawn_refresh(background.clone());
+        }
+        if let Err(error) = self
+            .routes
+            .watch(self.settings.gateway.routes_path(), background.clone())
+        {
+            tracing::error!(%error, "cannot watch the routes file; edits need a restart");
+        }
+        let served = substrate::http::serve(self.listener, self.router, shutdown, self.grace).await;
+        background.cancel();
+        if let Err(error) = self.publisher.flush(Duration::from_secs(5)) {
+            tracing::error!(%error, "producer flush on shutdown failed");
+        }
+        served?;
         Ok(())
     }
 }

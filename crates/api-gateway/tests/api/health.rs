@@ -1,10 +1,12 @@
 use serde_json::Value;
 
-use crate::helpers::{settings, spawn_app};
+use crate::helpers::{Env, spawn_app};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn healthz_and_readyz_are_ok_json_when_broker_and_registry_are_up() {
-    let app = spawn_app(settings()).await;
+async fn healthz_and_readyz_are_ok_when_broker_registry_and_routes_are_up() {
+    let env = Env::new(&[]).await;
+    env.write_default_routes();
+    let app = spawn_app(env.settings()).await;
     for path in ["/healthz", "/readyz"] {
         let response = app
             .client
@@ -24,10 +26,27 @@ async fn healthz_and_readyz_are_ok_json_when_broker_and_registry_are_up() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn readyz_is_503_not_ready_when_the_registry_is_unreachable() {
-    let mut settings = settings();
+async fn readyz_is_503_when_the_registry_is_down_or_no_routes_file_is_loaded() {
+    let env = Env::new(&[]).await;
+    env.write_default_routes();
+    let mut settings = env.settings();
     settings.registry.url = "http://127.0.0.1:9".into();
     let app = spawn_app(settings).await;
+    let body: Value = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["checks"]["schema_registry"], "error");
+    assert_eq!(body["checks"]["kafka"], "ok");
+
+    let env = Env::new(&[]).await; // no routes file written
+    let app = spawn_app(env.settings()).await;
     let response = app
         .client
         .get(format!("{}/readyz", app.address))
@@ -36,18 +55,5 @@ async fn readyz_is_503_not_ready_when_the_registry_is_unreachable() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(body["status"], "not_ready");
-    assert_eq!(body["checks"]["schema_registry"], "error");
-    assert_eq!(body["checks"]["kafka"], "ok");
-    let health = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        health.status(),
-        200,
-        "liveness does not depend on dependencies"
-    );
+    assert_eq!(body["checks"]["routes"], "error");
 }

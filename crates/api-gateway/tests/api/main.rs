@@ -1,5 +1,9 @@
-//! The api-gateway driven over HTTP, built exactly as in production (`Application::build`) on a
-//! free port against the local stack.
+//! The api-gateway: handler behaviour over fakes (`handlers`), and the production build
+//! (`Application::build` on a free port) against the real local stack (`stack`, `health`).
 
+mod fakes;
+mod handlers;
 mod health;
 mod helpers;
+mod stack;
+mod tokens;

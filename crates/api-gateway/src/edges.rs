@@ -1,0 +1,343 @@
+//! Narrow traits in front of the gateway's dependencies, with their real implementations:
+//! [`EventSink`] (JSON → Avro → broker, acknowledged), [`MediaStore`] (Postgres) and
+//! [`ObjectStore`] (S3 presigning and removal). Handlers depend only on the traits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::presigning::PresigningConfig;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
+use serde_json::Value;
+use sqlx::PgPool;
+use substrate::avro::{AvroCodec, CodecError, RegistryError};
+use substrate::kafka::{EventPublisher, OutboundRecord, PublishError};
+
+/// Why an event was not accepted by the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The document does not fit the topic's schema (names the field).
+    #[error("{0}")]
+    Schema(String),
+    /// The topic has no schema registered (`<topic>-value`).
+    #[error("no schema registered for topic {0}")]
+    UnknownSubject(String),
+    /// Broker or registry unavailable; nothing was stored.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The broker refused the record.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// Publishes a JSON document as an Avro event and resolves once the broker acknowledged it.
+#[async_trait]
+pub trait EventSink: Send + Sync + std::fmt::Debug {
+    /// Encodes `document` with the latest schema of `<topic>-value` and produces it.
+    async fn send(&self, topic: &str, document: &Value) -> Result<(), SinkError>;
+}
+
+/// [`EventSink`] over the shared Avro codec and Kafka publisher.
+#[derive(Debug)]
+pub struct KafkaSink {
+    codec: AvroCodec,
+    publisher: Arc<dyn EventPublisher>,
+    produced: Counter<u64>,
+}
+
+impl KafkaSink {
+    /// A sink that counts outcomes in `kafka.producer.messages.total{topic,status}`.
+    pub fn new(codec: AvroCodec, publisher: Arc<dyn EventPublisher>) -> Self {
+        let produced = opentelemetry::global::meter("api-gateway")
+            .u64_counter("kafka.producer.messages.total")
+            .with_description("Records produced, by topic and status (success, error)")
+            .build();
+        Self {
+            codec,
+            publisher,
+            produced,
+        }
+    }
+}
+
+#[async_trait]
+impl EventSink for KafkaSink {
+    async fn send(&self, topic: &str, document: &Value) -> Result<(), SinkError> {
+        let result = async {
+            let bytes =
+                self.codec
+                    .encode_json(topic, document)
+                    .await
+                    .map_err(|error| match error {
+                        CodecError::Registry(RegistryError::Refused(_)) => {
+                            SinkError::UnknownSubject(topic.to_owned())
+                        }
+                        error if error.is_retryable() => {
+                            SinkError::Unavailable(format!("schema registry unavailable: {error}"))
+                        }
+                        error => SinkError::Schema(error.to_string()),
+                    })?;
+            self.publisher
+                .publish(OutboundRecord::new(topic, bytes))
+                .await
+                .map_err(|error| match error {
+                    PublishError::Unavailable(e) => {
+                        SinkError::Unavailable(format!("broker unavailable: {e}"))
+                    }
+                    PublishError::Rejected(e) => SinkError::Rejected(e),
+                })
+        }
+        .await;
+        let status = if result.is_ok() { "success" } else { "error" };
+        self.produced.add(
+            1,
+            &[
+                KeyValue::new("topic", topic.to_owned()),
+                KeyValue::new("status", status),
+            ],
+        );
+        result.map(|_| ())
+    }
+}
+
+/// A `media_files` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// Object key (`files/<user>/<uuid>/<name>`).
+    pub file_path: String,
+    /// Original file name.
+    pub file_name: String,
+    /// MIME type.
+    pub media_type: String,
+    /// Size in bytes.
+    pub file_size: i64,
+}
+
+/// Outcome of the atomic credit check-and-deduct of the legacy upload route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditOutcome {
+    /// One credit was deducted.
+    Deducted,
+    /// The balance was zero or negative (or the user has no ledger); nothing changed.
+    Insufficient,
+}
+
+/// A database failure.
+#[derive(Debug, thiserror::Error)]
+#[error("database: {0}")]
+pub struct StoreError(pub String);
+
+/// Credits and file metadata.
+#[async_trait]
+pub trait MediaStore: Send + Sync + std::fmt::Debug {
+    /// Checks the balance and deducts one credit in one transaction (no free uploads).
+    async fn deduct_upload_credit(
+        &self,
+        user_id: &str,
+        file_name: &str,
+        request_id: &str,
+    ) -> Result<CreditOutcome, StoreError>;
+    /// The caller's active file at `file_path`, if any.
+    async fn active_file(
+        &self,
+        user_id: &str,
+        file_path: &str,
+    ) -> Result<Option<FileRecord>, StoreError>;
+    /// Marks the caller's active file deleted; true when a row changed.
+    async fn soft_delete(&self, user_id: &str, file_path: &str) -> Result<bool, StoreError>;
+}
+
+/// [`MediaStore`] on Postgres.
+#[derive(Debug, Clone)]
+pub struct PgMediaStore {
+    pool: PgPool,
+}
+
+impl PgMediaStore {
+    /// A store over `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn store_error(error: sqlx::Error) -> StoreError {
+    StoreError(error.to_string())
+}
+
+#[async_trait]
+impl MediaStore for PgMediaStore {
+    async fn deduct_upload_credit(
+        &self,
+        user_id: &str,
+        file_name: &str,
+        request_id: &str,
+    ) -> Result<CreditOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // Serialises concurrent deductions of the same user (the saga's credit check takes the
+        // same lock), so two requests cannot both spend the last credit.
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended('credits:' || $1, 0))")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let balance: i64 = sqlx::query_scalar(
+            "select coalesce(sum(amount), 0)::bigint from public.credit_ledger where user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if balance <= 0 {
+            return Ok(CreditOutcome::Insufficient);
+        }
+        sqlx::query(
+            "insert into public.credit_ledger
+                 (user_id, amount, event_type, description, event_time, idempotency_key)
+             values ($1, -1, 'credit.upload_deducted', 'Upload: ' || $2, $3, $4)
+             on conflict (idempotency_key) do nothing",
+        )
+        .bind(user_id)
+        .bind(file_name)
+        .bind(substrate::time::now_rfc3339())
+        .bind(format!("legacy_upload_deducted:{request_id}"))
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(CreditOutcome::Deducted)
+    }
+
+    async fn active_file(
+        &self,
+        user_id: &str,
+        file_path: &str,
+    ) -> Result<Option<FileRecord>, StoreError> {
+        let row: Option<(String, String, String, i64)> = sqlx::query_as(
+            "select file_path, file_name, media_type, file_size from public.media_files
+             where file_path = $1 and user_id = $2 and status = 'active'
+             limit 1",
+        )
+        .bind(file_path)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(
+            row.map(|(file_path, file_name, media_type, file_size)| FileRecord {
+                file_path,
+                file_name,
+                media_type,
+                file_size,
+            }),
+        )
+    }
+
+    async fn soft_delete(&self, user_id: &str, file_path: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "update public.media_files set status = 'deleted'
+             where file_path = $1 and user_id = $2 and status = 'active'",
+        )
+        .bind(file_path)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(result.rows_affected() > 0)
+    }
+}
+
+/// An object-store failure.
+#[derive(Debug, thiserror::Error)]
+#[error("object store: {0}")]
+pub struct StorageError(pub String);
+
+/// Presigning and removal.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + std::fmt::Debug {
+    /// A URL that lets its holder PUT `key` into `bucket` until `expires_in` passes.
+    async fn presign_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<String, StorageError>;
+    /// A URL that lets its holder GET `key` from `bucket` until `expires_in` passes.
+    async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<String, StorageError>;
+    /// Removes `key`; a missing key is not an error.
+    async fn remove(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
+}
+
+/// [`ObjectStore`] on S3/MinIO: presigned on the public endpoint, removal on the internal one.
+#[derive(Debug, Clone)]
+pub struct S3ObjectStore {
+    presign: aws_sdk_s3::Client,
+    internal: aws_sdk_s3::Client,
+}
+
+impl S3ObjectStore {
+    /// Clients from the S3 settings.
+    pub fn new(settings: &substrate::s3::S3Settings) -> Self {
+        Self {
+            presign: settings.presign_client(),
+            internal: settings.internal_client(),
+        }
+    }
+}
+
+fn presigning(expires_in: Duration) -> Result<PresigningConfig, StorageError> {
+    PresigningConfig::expires_in(expires_in).map_err(|e| StorageError(e.to_string()))
+}
+
+#[async_trait]
+impl ObjectStore for S3ObjectStore {
+    async fn presign_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<String, StorageError> {
+        let request = self
+            .presign
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .presigned(presigning(expires_in)?)
+            .await
+            .map_err(|e| StorageError(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+        Ok(request.uri().to_owned())
+    }
+
+    async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<String, StorageError> {
+        let request = self
+            .presign
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .presigned(presigning(expires_in)?)
+            .await
+            .map_err(|e| StorageError(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+        Ok(request.uri().to_owned())
+    }
+
+    async fn remove(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        self.internal
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StorageError(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))
+    }
+}

@@ -1,0 +1,146 @@
+//! The legacy synchronous media routes the current frontend still calls.
+//!
+//! Fixes over the original (services spec §9 B8): `upload-url` deducts the credit in the same
+//! transaction as the balance check, so uploads are never free; `delete` removes the object too
+//! (soft delete → `public.media.delete.events` → remove object, and on a storage failure it hands
+//! the object to the delete saga's retry loop via `internal.media.delete.retry`, exactly like the
+//! media-service's delete handler).
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use super::JsonObject;
+use crate::auth::AuthUser;
+use crate::domain;
+use crate::edges::CreditOutcome;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// `POST /api/v1/media/upload-url`: one credit buys one presigned PUT.
+pub async fn upload_url(
+    State(state): State<AppState>,
+    user: AuthUser,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Value>> {
+    let file_name = domain::file_name(&body)?;
+    let media_type = domain::media_type(&body)?;
+    domain::file_size(&body)?;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let file_path = format!("uploads/{}/{request_id}/{file_name}", user.user_id);
+    // Sign first (local computation): if deduction then fails, no credit was spent.
+    let upload_url = state
+        .objects
+        .presign_put(&state.bucket, &file_path, state.presign_expiry)
+        .await
+        .map_err(ApiError::unexpected)?;
+    match state
+        .media
+        .deduct_upload_credit(&user.user_id, &file_name, &request_id)
+        .await
+        .map_err(ApiError::unexpected)?
+    {
+        CreditOutcome::Insufficient => return Err(ApiError::InsufficientCredits),
+        CreditOutcome::Deducted => {}
+    }
+    tracing::info!(user_id = %user.user_id, file_path, media_type, "legacy upload URL issued");
+    Ok(Json(json!({
+        "upload_url": upload_url,
+        "file_path": file_path,
+        "expires_in": state.presign_expiry.as_secs(),
+    })))
+}
+
+/// `POST /api/v1/media/download-url`: presigned GET for the caller's own active file.
+pub async fn download_url(
+    State(state): State<AppState>,
+    user: AuthUser,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Value>> {
+    let file_path = domain::file_path(&body)?;
+    let file = state
+        .media
+        .active_file(&user.user_id, &file_path)
+        .await
+        .map_err(ApiError::unexpected)?
+        .ok_or_else(|| ApiError::NotFound("Not found".into()))?;
+    let download_url = state
+        .objects
+        .presign_get(&state.bucket, &file.file_path, state.presign_expiry)
+        .await
+        .map_err(ApiError::unexpected)?;
+    let event = json!({
+        "user_id": user.user_id,
+        "file_path": file.file_path,
+        "file_name": file.file_name,
+        "media_type": file.media_type,
+        "download_time": substrate::time::now_rfc3339(),
+    });
+    // An audit event; the user already has the URL, so its failure must not fail the request.
+    if let Err(error) = state
+        .events
+        .send(&state.topics.download_events, &event)
+        .await
+    {
+        tracing::warn!(%error, "download event not published");
+    }
+    Ok(Json(json!({
+        "download_url": download_url,
+        "expires_in": state.presign_expiry.as_secs(),
+    })))
+}
+
+/// `POST /api/v1/media/delete`: soft delete, notify, remove the object (or schedule its removal).
+pub async fn delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Value>> {
+    let file_path = domain::file_path(&body)?;
+    let file = state
+        .media
+        .active_file(&user.user_id, &file_path)
+        .await
+        .map_err(ApiError::unexpected)?
+        .ok_or_else(|| ApiError::NotFound("Not found".into()))?;
+    state
+        .media
+        .soft_delete(&user.user_id, &file.file_path)
+        .await
+        .map_err(ApiError::unexpected)?;
+    let deleted = json!({
+        "user_id": user.user_id,
+        "file_path": file.file_path,
+        "file_name": file.file_name,
+        "media_type": file.media_type,
+        "file_size": file.file_size,
+        "delete_time": substrate::time::now_rfc3339(),
+    });
+    // The row is already gone for the user; a notification failure is logged, not surfaced
+    // (answering 500 would invite a retry that can only 404).
+    if let Err(error) = state
+        .events
+        .send(&state.topics.delete_events, &deleted)
+        .await
+    {
+        tracing::error!(%error, file_path = %file.file_path, "delete notification not published");
+    }
+    if let Err(error) = state.objects.remove(&state.bucket, &file.file_path).await {
+        tracing::warn!(%error, file_path = %file.file_path, "object removal failed; scheduling a retry");
+        let retry = json!({
+            "user_id": user.user_id,
+            "file_path": file.file_path,
+            "file_name": file.file_name,
+            "media_type": file.media_type,
+            "file_size": file.file_size,
+            "request_id": uuid::Uuid::new_v4().to_string(),
+            "retry_count": 0,
+            "failed_at": substrate::time::now_rfc3339(),
+        });
+        if let Err(error) = state.events.send(&state.topics.delete_retry, &retry).await {
+            // Last resort: the bucket's lifecycle rules and operators see this log line.
+            tracing::error!(%error, file_path = %file.file_path, "object removal could not be scheduled");
+        }
+    }
+    Ok(Json(json!({ "success": true })))
+}

@@ -1,0 +1,95 @@
+//! HTTP routes. Each module exports its handlers; [`router`] assembles them with CORS, the body
+//! limit, JSON 404/405 answers and the health routes.
+
+pub mod events;
+pub mod intents;
+pub mod legacy;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The gateway's full router.
+pub fn router(state: AppState, health: Router, body_limit: usize) -> Router {
+    Router::new()
+        .route("/webhooks/{key}", post(events::webhook))
+        .route("/webhooks/{key}/{*rest}", post(events::webhook))
+        .route("/api/v1/events/{key}", post(events::external))
+        .route("/api/v1/events/{key}/{*rest}", post(events::external))
+        .route("/api/v1/media/upload-intent", post(intents::upload))
+        .route("/api/v1/media/download-intent", post(intents::download))
+        .route("/api/v1/media/delete-intent", post(intents::delete))
+        .route("/api/v1/media/upload-url", post(legacy::upload_url))
+        .route("/api/v1/media/download-url", post(legacy::download_url))
+        .route("/api/v1/media/delete", post(legacy::delete))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+        .merge(health)
+        .fallback(|| async { ApiError::NotFound("404 page not found".into()) })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(cors))
+}
+
+const ALLOW_METHODS: &str = "POST, GET, OPTIONS, PUT, DELETE";
+const ALLOW_HEADERS: &str = "Accept, Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token, Authorization, X-Webhook-Secret";
+
+/// CORS on every response (errors included); any `OPTIONS` is a preflight answered 200 before
+/// routing or authentication (services spec §3.5).
+async fn cors(request: Request, next: Next) -> Response {
+    let mut response = if request.method() == Method::OPTIONS {
+        StatusCode::OK.into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(ALLOW_METHODS),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(ALLOW_HEADERS),
+    );
+    response
+}
+
+/// A request body that must be one JSON object (≤ the body limit).
+#[derive(Debug)]
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest(format!("Error reading request body: {rejection}"))
+                }
+            })?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(Self(map)),
+            Ok(_) => Err(ApiError::BadRequest(
+                "Invalid JSON structure: the body must be a JSON object".into(),
+            )),
+            Err(error) => Err(ApiError::BadRequest(format!(
+                "Invalid JSON structure: {error}"
+            ))),
+        }
+    }
+}

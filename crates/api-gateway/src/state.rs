@@ -1,0 +1,34 @@
+//! The state every handler receives.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::auth::JwtVerifier;
+use crate::configuration::Topics;
+use crate::edges::{EventSink, MediaStore, ObjectStore};
+use crate::routes_config::Routes;
+
+/// Cloned into every request; everything heavy sits behind `Arc`.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// User token verification.
+    pub jwt: Arc<JwtVerifier>,
+    /// Expected `X-Webhook-Secret`; `None` rejects every webhook.
+    pub webhook_secret: Option<SecretString>,
+    /// The live topic allowlist.
+    pub routes: Routes,
+    /// Where events go.
+    pub events: Arc<dyn EventSink>,
+    /// Credits and file metadata (legacy routes).
+    pub media: Arc<dyn MediaStore>,
+    /// Presigning and removal (legacy routes).
+    pub objects: Arc<dyn ObjectStore>,
+    /// Bucket of the legacy routes.
+    pub bucket: String,
+    /// Lifetime of presigned URLs of the legacy routes.
+    pub presign_expiry: Duration,
+    /// Topics of the intent and legacy routes.
+    pub topics: Arc<Topics>,
+}

@@ -1,0 +1,282 @@
+//! Recording fakes for the gateway's edge traits, and a router wired to them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use api_gateway::auth::JwtVerifier;
+use api_gateway::configuration::AuthSettings;
+use api_gateway::edges::{
+    CreditOutcome, EventSink, FileRecord, MediaStore, ObjectStore, SinkError, StorageError,
+    StoreError,
+};
+use api_gateway::routes_config::{RouteTable, Routes};
+use api_gateway::state::AppState;
+use async_trait::async_trait;
+use axum::Router;
+use secrecy::SecretString;
+use serde_json::Value;
+use substrate::health::Readiness;
+
+pub const JWT_SECRET: &str = "test-jwt-secret-with-at-least-32-characters";
+pub const WEBHOOK_SECRET: &str = "super-secret-webhook-key";
+pub const ROUTES: &str = "webhookRoutes:\n  login: public.identity.login.events\n  signup: public.identity.signup.events\n  signout: public.identity.signout.events\nexternalRoutes:\n  message: public.user.message.events\n";
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkMode {
+    Accept,
+    Unavailable,
+    SchemaViolation,
+    UnknownSubject,
+}
+
+#[derive(Debug)]
+pub struct FakeSink {
+    pub sent: Mutex<Vec<(String, Value)>>,
+    pub mode: Mutex<SinkMode>,
+}
+
+impl FakeSink {
+    pub fn events(&self) -> Vec<(String, Value)> {
+        lock(&self.sent).clone()
+    }
+    pub fn on(&self, topic: &str) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|(t, _)| t == topic)
+            .map(|(_, v)| v)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl EventSink for FakeSink {
+    async fn send(&self, topic: &str, document: &Value) -> Result<(), SinkError> {
+        match *lock(&self.mode) {
+            SinkMode::Accept => {
+                lock(&self.sent).push((topic.to_owned(), document.clone()));
+                Ok(())
+            }
+            SinkMode::Unavailable => Err(SinkError::Unavailable("fake broker down".into())),
+            SinkMode::SchemaViolation => Err(SinkError::Schema(
+                "field `user_id`: required field is missing".into(),
+            )),
+            SinkMode::UnknownSubject => Err(SinkError::UnknownSubject(topic.to_owned())),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct FakeMedia {
+    pub balances: Mutex<HashMap<String, i64>>,
+    pub files: Mutex<Vec<(String, FileRecord, bool)>>,
+    pub fail_reads: Mutex<bool>,
+    pub fail_soft_delete: Mutex<bool>,
+    pub deductions: Mutex<Vec<(String, String)>>,
+}
+
+impl FakeMedia {
+    pub fn with_balance(self, user: &str, balance: i64) -> Self {
+        lock(&self.balances).insert(user.to_owned(), balance);
+        self
+    }
+    pub fn with_file(self, user: &str, path: &str) -> Self {
+        lock(&self.files).push((
+            user.to_owned(),
+            FileRecord {
+                file_path: path.to_owned(),
+                file_name: "photo.jpg".into(),
+                media_type: "image/jpeg".into(),
+                file_size: 999_999,
+            },
+            true,
+        ));
+        self
+    }
+    pub fn active(&self, user: &str, path: &str) -> bool {
+        lock(&self.files)
+            .iter()
+            .any(|(u, f, active)| u == user && f.file_path == path && *active)
+    }
+}
+
+#[async_trait]
+impl MediaStore for FakeMedia {
+    async fn deduct_upload_credit(
+        &self,
+        user_id: &str,
+        file_name: &str,
+        _request_id: &str,
+    ) -> Result<CreditOutcome, StoreError> {
+        if *lock(&self.fail_reads) {
+            return Err(StoreError("connection refused".into()));
+        }
+        let mut balances = lock(&self.balances);
+        let balance = balances.entry(user_id.to_owned()).or_insert(0);
+        if *balance <= 0 {
+            return Ok(CreditOutcome::Insufficient);
+        }
+        *balance -= 1;
+        lock(&self.deductions).push((user_id.to_owned(), file_name.to_owned()));
+        Ok(CreditOutcome::Deducted)
+    }
+
+    async fn active_file(
+        &self,
+        user_id: &str,
+        file_path: &str,
+    ) -> Result<Option<FileRecord>, StoreError> {
+        if *lock(&self.fail_reads) {
+            return Err(StoreError("connection refused".into()));
+        }
+        Ok(lock(&self.files)
+            .iter()
+            .find(|(u, f, active)| u == user_id && f.file_path == file_path && *active)
+            .map(|(_, f, _)| f.clone()))
+    }
+
+    async fn soft_delete(&self, user_id: &str, file_path: &str) -> Result<bool, StoreError> {
+        if *lock(&self.fail_soft_delete) {
+            return Err(StoreError("deadlock detected".into()));
+        }
+        let mut changed = false;
+        for (u, f, active) in lock(&self.files).iter_mut() {
+            if u == user_id && f.file_path == file_path && *active {
+                *active = false;
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct FakeObjects {
+    pub presigned: Mutex<Vec<(String, String, String, Duration)>>,
+    pub removed: Mutex<Vec<(String, String)>>,
+    pub fail_presign: Mutex<bool>,
+    pub fail_remove: Mutex<bool>,
+}
+
+impl FakeObjects {
+    fn presign(
+        &self,
+        method: &str,
+        bucket: &str,
+        key: &str,
+        expires: Duration,
+    ) -> Result<String, StorageError> {
+        if *lock(&self.fail_presign) {
+            return Err(StorageError("signing failed".into()));
+        }
+        lock(&self.presigned).push((
+            method.to_owned(),
+            bucket.to_owned(),
+            key.to_owned(),
+            expires,
+        ));
+        Ok(format!(
+            "http://objects.test/{bucket}/{key}?X-Amz-Signature=fake&method={method}"
+        ))
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FakeObjects {
+    async fn presign_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<String, StorageError> {
+        self.presign("PUT", bucket, key, expires_in)
+    }
+    async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<String, StorageError> {
+        self.presign("GET", bucket, key, expires_in)
+    }
+    async fn remove(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        if *lock(&self.fail_remove) {
+            return Err(StorageError("no route to host".into()));
+        }
+        lock(&self.removed).push((bucket.to_owned(), key.to_owned()));
+        Ok(())
+    }
+}
+
+/// A gateway router over fakes, plus handles to inspect them.
+pub struct Harness {
+    pub sink: Arc<FakeSink>,
+    pub media: Arc<FakeMedia>,
+    pub objects: Arc<FakeObjects>,
+    pub router: Router,
+}
+
+pub struct Options {
+    pub jwt_secret: Option<&'static str>,
+    pub webhook_secret: Option<&'static str>,
+    pub bucket: &'static str,
+    pub expiry_secs: u64,
+    pub media: FakeMedia,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            jwt_secret: Some(JWT_SECRET),
+            webhook_secret: Some(WEBHOOK_SECRET),
+            bucket: "media-uploads",
+            expiry_secs: 900,
+            media: FakeMedia::default(),
+        }
+    }
+}
+
+impl Harness {
+    pub fn new(options: Options) -> Self {
+        let sink = Arc::new(FakeSink {
+            sent: Mutex::default(),
+            mode: Mutex::new(SinkMode::Accept),
+        });
+        let media = Arc::new(options.media);
+        let objects = Arc::new(FakeObjects::default());
+        let auth = AuthSettings {
+            jwt_secret: options.jwt_secret.map(SecretString::from),
+            ..AuthSettings::default()
+        };
+        let state = AppState {
+            jwt: Arc::new(JwtVerifier::new(&auth)),
+            webhook_secret: options.webhook_secret.map(SecretString::from),
+            routes: Routes::fixed(RouteTable::parse(ROUTES).unwrap_or_else(|e| panic!("{e}"))),
+            events: sink.clone(),
+            media: media.clone(),
+            objects: objects.clone(),
+            bucket: options.bucket.to_owned(),
+            presign_expiry: Duration::from_secs(options.expiry_secs),
+            topics: Arc::new(api_gateway::configuration::Topics::default()),
+        };
+        let router = api_gateway::routes::router(
+            state,
+            substrate::health::router(Readiness::new("not_ready")),
+            1024 * 1024,
+        );
+        Self {
+            sink,
+            media,
+            objects,
+            router,
+        }
+    }
+
+    pub fn sink_mode(&self, mode: SinkMode) {
+        *lock(&self.sink.mode) = mode;
+    }
+}

@@ -1,0 +1,444 @@
+//! The production gateway against the real broker and registry.
+
+use std::net::TcpListener as StdListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use serde_json::{Value, json};
+use substrate::testing::{eventually, unique};
+
+use crate::fakes::WEBHOOK_SECRET;
+use crate::helpers::{Env, spawn_app};
+use crate::tokens::{claims, es256, hs256, hs256_with, jwk, token};
+
+fn auth(sub: &str) -> Vec<(&'static str, String)> {
+    vec![("authorization", format!("Bearer {}", token(sub)))]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_route_lands_confluent_framed_on_its_topic_with_server_set_identity() {
+    // Arrange
+    let env = Env::new(&[
+        "public.identity.login.events",
+        "public.identity.signup.events",
+        "public.identity.signout.events",
+        "public.user.message.events",
+        "internal.media.upload.intent",
+        "internal.media.download.intent",
+        "internal.media.delete.intent",
+    ])
+    .await;
+    env.write_default_routes();
+    let app = spawn_app(env.settings()).await;
+    let secret = vec![("x-webhook-secret", WEBHOOK_SECRET.to_owned())];
+
+    // Act: one request per route; the user bodies try to speak for "victim".
+    let login = json!({"user_id":"u-1","email":"a@b.c","login_time":"2026-02-25T10:00:00.123+00:00","device_id":null,"user_agent":"ua","ip_address":null});
+    let signup = json!({"user_id":"u-1","email":"a@b.c","signup_time":"2026-02-25T10:00:00+00:00"});
+    let signout = json!({"user_id":"u-1","email":null,"signout_time":"2026-02-25T11:00:00+00:00","device_id":null,"user_agent":"ua","ip_address":"10.0.0.1"});
+    let message = json!({"user_id":"victim","email":"v@x.y","message":"hello <world> & co","timestamp":"2026-02-25T10:00:00.000Z","visibility":"broadcast","recipient_id":null});
+    assert_eq!(app.post("/webhooks/login", &secret, &login).await.0, 204);
+    assert_eq!(app.post("/webhooks/signup", &secret, &signup).await.0, 204);
+    assert_eq!(
+        app.post("/webhooks/signout", &secret, &signout).await.0,
+        204
+    );
+    assert_eq!(
+        app.post("/api/v1/events/message", &auth("real-user"), &message)
+            .await
+            .0,
+        204
+    );
+    let (status, upload) = app
+        .post(
+            "/api/v1/media/upload-intent",
+            &auth("real-user"),
+            &json!({"file_name":"a.jpg","media_type":"image/jpeg","file_size":2048000,"user_id":"victim"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{upload}");
+    let path = json!({"file_path":"files/victim/x/a.jpg","user_id":"victim"});
+    let (status, download) = app
+        .post("/api/v1/media/download-intent", &auth("real-user"), &path)
+        .await;
+    assert_eq!(status, 202, "{download}");
+    let (status, delete) = app
+        .post("/api/v1/media/delete-intent", &auth("real-user"), &path)
+        .await;
+    assert_eq!(status, 202, "{delete}");
+
+    // Assert: every record is on its own topic, framed, decodable, with the expected fields.
+    let one = |contract: &'static str| {
+        let env = &env;
+        async move {
+            let mut records = env.read_decoded(contract, 1).await;
+            assert_eq!(records.len(), 1, "{contract}");
+            let (message, schema_id, value) = records.remove(0);
+            let payload = message.payload.unwrap_or_default();
+            assert_eq!(payload[0], 0, "{contract}: magic byte");
+            assert_eq!(
+                u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]),
+                schema_id
+            );
+            assert!(
+                message.key.is_none() && message.headers.is_empty(),
+                "{contract}: keyless, no headers"
+            );
+            value
+        }
+    };
+    assert_eq!(one("public.identity.login.events").await, login);
+    assert_eq!(one("public.identity.signup.events").await, signup);
+    assert_eq!(one("public.identity.signout.events").await, signout);
+    let sent = one("public.user.message.events").await;
+    assert_eq!(
+        sent["user_id"], "real-user",
+        "identity from the token, not the body"
+    );
+    assert_eq!(sent["message"], "hello <world> & co");
+    let intent = one("internal.media.upload.intent").await;
+    assert_eq!(intent["user_id"], "real-user");
+    assert_eq!(intent["request_id"], upload["request_id"]);
+    assert_eq!(intent["file_size"], 2_048_000);
+    for (contract, reply) in [
+        ("internal.media.download.intent", &download),
+        ("internal.media.delete.intent", &delete),
+    ] {
+        let event = one(contract).await;
+        assert_eq!(event["user_id"], "real-user", "{contract}");
+        assert_eq!(event["request_id"], reply["request_id"], "{contract}");
+        assert_eq!(event["file_path"], "files/victim/x/a.jpg", "{contract}");
+    }
+}
+
+/// Serves a JWKS document that the test can swap (key rotation).
+async fn jwks_server(keys: Arc<Mutex<Value>>) -> String {
+    async fn serve(State(keys): State<Arc<Mutex<Value>>>) -> axum::Json<Value> {
+        axum::Json(keys.lock().map(|k| k.clone()).unwrap_or_default())
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let router = Router::new()
+        .route("/jwks.json", get(serve))
+        .with_state(keys);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{address}/jwks.json")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_jwt_attack_matrix_is_refused_and_rotated_es256_keys_are_picked_up() {
+    // Arrange: HS256 secret + a JWKS that holds key "a" as kid k1.
+    let env = Env::new(&["public.user.message.events"]).await;
+    env.write_default_routes();
+    let keys = Arc::new(Mutex::new(json!({"keys": [jwk("a", "k1")]})));
+    let mut settings = env.settings();
+    settings.auth.jwks_url = Some(jwks_server(keys.clone()).await);
+    settings.auth.jwks_min_refresh_secs = 0;
+    settings.auth.issuer = None;
+    let app = spawn_app(settings).await;
+    let body = json!({"user_id":"x","email":"e","message":"m","timestamp":"t"});
+    let post = |token: String| {
+        let app = &app;
+        let body = &body;
+        async move {
+            app.post(
+                "/api/v1/events/message",
+                &[("authorization", format!("Bearer {token}"))],
+                body,
+            )
+            .await
+            .0
+        }
+    };
+
+    // Valid tokens of both algorithms are accepted.
+    assert_eq!(post(token("hs-user")).await, 204, "HS256");
+    assert_eq!(
+        post(es256("a", Some("k1"), &claims("es-user"))).await,
+        204,
+        "ES256 by kid"
+    );
+    assert_eq!(
+        post(es256("a", None, &claims("es-user"))).await,
+        204,
+        "ES256 without kid"
+    );
+
+    // The attack matrix.
+    let public_key_as_secret = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/es256-a.xy"
+    ))
+    .unwrap_or_default();
+    let mut expired = claims("u");
+    expired["exp"] = json!(chrono::Utc::now().timestamp() - 600);
+    let mut wrong_aud = claims("u");
+    wrong_aud["aud"] = json!("service_role");
+    let cases = [
+        (
+            "HS256 signed with the public key (alg swap)",
+            hs256_with(&claims("u"), &public_key_as_secret),
+        ),
+        (
+            "ES256 signed by an unknown key under a known kid",
+            es256("b", Some("k1"), &claims("u")),
+        ),
+        (
+            "ES256 with an unknown kid",
+            es256("b", Some("k2"), &claims("u")),
+        ),
+        ("expired", es256("a", Some("k1"), &expired)),
+        ("wrong audience", hs256(&wrong_aud)),
+        ("alg none", crate::tokens::unsigned("u")),
+        (
+            "forged HS256",
+            hs256_with(&claims("u"), "not-the-secret-but-32-characters-long"),
+        ),
+    ];
+    for (case, token) in cases {
+        assert_eq!(post(token).await, 401, "{case}");
+    }
+
+    // Rotation: the issuer publishes key "b" as k2; the next token with k2 triggers a refresh.
+    *keys.lock().unwrap_or_else(|p| p.into_inner()) =
+        json!({"keys": [jwk("a", "k1"), jwk("b", "k2")]});
+    assert_eq!(
+        post(es256("b", Some("k2"), &claims("rotated"))).await,
+        204,
+        "rotated key accepted"
+    );
+
+    let accepted = env.read_decoded("public.user.message.events", 5).await;
+    let users: Vec<&str> = accepted
+        .iter()
+        .map(|(_, _, v)| v["user_id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        users,
+        ["hs-user", "es-user", "es-user", "rotated"],
+        "only accepted tokens produced events"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configmap_style_swap_of_routes_yaml_takes_effect_without_restart() {
+    // Arrange: Kubernetes layout: routes.yaml -> ..data/routes.yaml, ..data -> ..v1
+    let env = Env::new(&["public.user.message.events"]).await;
+    let dir = &env.routes_dir;
+    let write_version = |name: &str, text: &str| {
+        let version = dir.join(name);
+        std::fs::create_dir_all(&version).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(version.join("routes.yaml"), text).unwrap_or_else(|e| panic!("{e}"));
+    };
+    let swap_data = |target: &str| {
+        let tmp = dir.join("..data_tmp");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(target, &tmp).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::rename(&tmp, dir.join("..data")).unwrap_or_else(|e| panic!("{e}"));
+    };
+    write_version("..v1", "externalRoutes: {}\n");
+    swap_data("..v1");
+    std::os::unix::fs::symlink(Path::new("..data/routes.yaml"), env.routes_file())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let app = spawn_app(env.settings()).await;
+    let body = json!({"user_id":"x","email":"e","message":"m","timestamp":"t"});
+    assert_eq!(
+        app.post("/api/v1/events/message", &auth("u"), &body)
+            .await
+            .0,
+        403
+    );
+
+    // Act: kubelet writes a new version and swaps the ..data symlink atomically.
+    let topic = env.topic("public.user.message.events");
+    write_version("..v2", &format!("externalRoutes:\n  message: {topic}\n"));
+    swap_data("..v2");
+
+    // Assert: the new route is served; a broken version later keeps the last good one.
+    let live = eventually(Duration::from_secs(10), || async {
+        app.post("/api/v1/events/message", &auth("u"), &body)
+            .await
+            .0
+            == 204
+    })
+    .await;
+    assert!(live, "the swapped routes file was not picked up");
+    write_version("..v3", "externalRoutes: [broken");
+    swap_data("..v3");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.post("/api/v1/events/message", &auth("u"), &body)
+            .await
+            .0,
+        204,
+        "last good routes stay"
+    );
+}
+
+/// A private broker the test can stop and start (the shared one must stay up for other tests).
+struct Broker {
+    dir: std::path::PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Broker {
+    fn start(dir: &Path, port: u16) -> Child {
+        Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://127.0.0.1:{port}"),
+                "--advertised-listener-url",
+                &format!("tcp://127.0.0.1:{port}"),
+                "--storage-engine",
+                "sqlite://tansu.db",
+            ])
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting tansu (is it on PATH? ./taskw setup): {e}"))
+    }
+
+    async fn new() -> Self {
+        let port = StdListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = std::env::temp_dir().join(unique("tansu"));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let broker = Self {
+            child: Some(Self::start(&dir, port)),
+            dir,
+            port,
+        };
+        broker.wait_listening().await;
+        broker
+    }
+
+    async fn wait_listening(&self) {
+        let port = self.port;
+        let up = eventually(Duration::from_secs(20), || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        assert!(up, "private broker did not start");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn restart(&mut self) {
+        self.child = Some(Self::start(&self.dir, self.port));
+        self.wait_listening().await;
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_broker_down_requests_get_503_and_nothing_acknowledged_is_lost() {
+    // Arrange: a gateway on its own broker with a 2 s delivery bound.
+    let mut broker = Broker::new().await;
+    let mut env = Env::new(&[]).await;
+    env.stack.kafka.brokers = format!("127.0.0.1:{}", broker.port);
+    let topic = unique("gw.outage.public.user.message.events");
+    env.stack.create_topics(&[&topic]).await;
+    let schema = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../avro/public/user/message.events.avsc"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    env.codec
+        .registry()
+        .register_for_topic(&topic, &schema)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    env.topics
+        .insert("public.user.message.events".into(), topic.clone());
+    env.write_default_routes();
+    let mut settings = env.settings();
+    settings.kafka.delivery_timeout_ms = 2_000;
+    // tansu 0.6 answers the idempotent producer's epoch bump after a delivery timeout with
+    // OutOfOrderSequenceNumber and then stops accepting produces until restarted, so this test
+    // runs the producer non-idempotent (production brokers keep it on; see docs/local-stack.md).
+    settings.kafka.idempotence = false;
+    let app = spawn_app(settings).await;
+    let message =
+        |n: usize| json!({"user_id":"x","email":"e","message":format!("msg-{n}"),"timestamp":"t"});
+    let mut acknowledged = Vec::new();
+
+    for n in 0..3 {
+        let (status, body) = app
+            .post("/api/v1/events/message", &auth("u"), &message(n))
+            .await;
+        assert_eq!(status, 204, "{body}");
+        acknowledged.push(format!("msg-{n}"));
+    }
+
+    // Act: the broker goes away.
+    broker.stop();
+    let (status, body) = app
+        .post("/api/v1/events/message", &auth("u"), &message(100))
+        .await;
+
+    // Assert: a bounded 503 with a JSON error, never a false success.
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "unavailable");
+
+    // Act: the broker comes back; requests succeed again.
+    broker.restart().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut recovered = false;
+    for n in 200.. {
+        let body = message(n);
+        let (status, _) = app.post("/api/v1/events/message", &auth("u"), &body).await;
+        if status == 204 {
+            acknowledged.push(format!("msg-{n}"));
+            recovered = true;
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        recovered,
+        "requests did not succeed after the broker restarted"
+    );
+
+    // Assert: everything answered 204 is on the topic.
+    let records = env
+        .read_decoded("public.user.message.events", acknowledged.len())
+        .await;
+    let stored: Vec<String> = records
+        .iter()
+        .map(|(_, _, v)| v["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for message in &acknowledged {
+        assert!(
+            stored.contains(message),
+            "{message} was acknowledged but is missing: {stored:?}"
+        );
+    }
+}
