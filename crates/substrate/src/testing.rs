@@ -81,6 +81,8 @@ pub struct TestStack {
     pub kafka: KafkaSettings,
     /// Registry settings.
     pub registry: RegistrySettings,
+    /// Database settings; tests use the server of `postgres.url`, never its database.
+    pub postgres: crate::postgres::PostgresSettings,
 }
 
 impl TestStack {
@@ -168,6 +170,77 @@ impl TestStack {
             }
         }
         messages
+    }
+}
+
+/// A fresh database with the real Supabase schema (bootstrap + `supabase/migrations`), applied
+/// by the project's own `scripts/supabase_apply.py`. Dropped (forcibly) when this value drops.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// Database name.
+    pub name: String,
+    /// Connection URL for it (as `postgres`, which bypasses RLS like the backend writers).
+    pub url: String,
+    /// A pool connected to it.
+    pub pool: sqlx::PgPool,
+    server: String,
+}
+
+impl TestDatabase {
+    /// Creates and migrates `rs_<prefix>_<uuid>` on the stack's Postgres server.
+    pub async fn create(stack: &TestStack, prefix: &str) -> Self {
+        use secrecy::ExposeSecret;
+        let configured = stack.postgres.url.expose_secret().to_owned();
+        let server = configured
+            .rsplit_once('/')
+            .map(|(server, _)| server.to_owned())
+            .unwrap_or(configured);
+        let name = format!("rs_{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let url = format!("{server}/{name}");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let python = root.join(".venv/bin/python");
+        let script = root.join("scripts/supabase_apply.py");
+        let target = url.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(python)
+                .arg(script)
+                .arg(target)
+                .arg("--no-seed")
+                .output()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("running supabase_apply.py (./taskw setup creates .venv): {e}"));
+        assert!(
+            output.status.success(),
+            "supabase_apply.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        Self {
+            name,
+            url,
+            pool,
+            server,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Synchronous on purpose: Drop cannot await, and a leftover database would leak.
+        let _ = std::process::Command::new("psql")
+            .arg(format!("{}/postgres", self.server))
+            .arg("-qc")
+            .arg(format!(
+                "drop database if exists \"{}\" with (force)",
+                self.name
+            ))
+            .output();
     }
 }
 

@@ -1,0 +1,126 @@
+//! Consumes `public.user.message.events` into `user_notifications`.
+//!
+//! Delivery guarantee: at least once from the broker, exactly once in the table. Each batch of
+//! already-fetched records is decoded, validated and inserted with one statement; the insert
+//! skips records whose `topic:partition:offset` key is already present, so redelivery after a
+//! crash or rebalance never duplicates a row. Offsets are stored by the shared loop only after
+//! the statement committed.
+//!
+//! Failures: undecodable or invalid records are permanent (dead-lettered with their original
+//! bytes); an unreachable database or registry is retryable (the loop backs off and retries the
+//! same records, never skipping them). Records are written in fetch order within a partition.
+
+use serde_json::Value;
+use sqlx::PgPool;
+use substrate::avro::AvroCodec;
+use substrate::kafka::{BatchHandler, HandlerError, InboundMessage};
+
+use crate::notification::Notification;
+use crate::store::{StoreError, insert_batch};
+
+/// The batch handler.
+#[derive(Debug, Clone)]
+pub struct NotificationWriter {
+    codec: AvroCodec,
+    pool: PgPool,
+}
+
+enum Prepared {
+    Row(Notification),
+    Invalid(HandlerError),
+    /// The registry is unreachable: stop here and retry from this record.
+    Retry(HandlerError),
+}
+
+impl NotificationWriter {
+    /// A writer decoding with `codec` and inserting into `pool`.
+    pub fn new(codec: AvroCodec, pool: PgPool) -> Self {
+        Self { codec, pool }
+    }
+
+    async fn prepare(&self, message: &InboundMessage) -> Prepared {
+        let Some(payload) = message.payload.as_deref() else {
+            return Prepared::Invalid(HandlerError::permanent("record has no value"));
+        };
+        let decoded = match self.codec.decode(payload).await {
+            Ok(decoded) => decoded,
+            Err(error) if error.is_retryable() => {
+                return Prepared::Retry(HandlerError::retryable(error));
+            }
+            Err(error) => return Prepared::Invalid(HandlerError::permanent(error)),
+        };
+        let event: Value = decoded.to_json();
+        match Notification::from_event(&event, message.record_id()) {
+            Ok(row) => Prepared::Row(row),
+            Err(error) => Prepared::Invalid(HandlerError::permanent(error)),
+        }
+    }
+
+    /// Inserts rows one by one to find which one the database rejects (rare: input is
+    /// validated first), so one bad row cannot hold back its batch forever.
+    async fn isolate(
+        &self,
+        rows: &[(usize, &Notification)],
+        results: &mut [Option<Result<(), HandlerError>>],
+    ) {
+        for (index, row) in rows {
+            results[*index] = Some(match insert_batch(&self.pool, &[row]).await {
+                Ok(_) => Ok(()),
+                Err(StoreError::Transient(error)) => Err(HandlerError::retryable(error)),
+                Err(StoreError::Rejected(error)) => Err(HandlerError::permanent(error)),
+            });
+            if matches!(results[*index], Some(Err(HandlerError::Retryable(_)))) {
+                return;
+            }
+        }
+    }
+}
+
+impl BatchHandler for NotificationWriter {
+    async fn handle_batch(&self, batch: &[InboundMessage]) -> Vec<Result<(), HandlerError>> {
+        let mut results: Vec<Option<Result<(), HandlerError>>> = Vec::with_capacity(batch.len());
+        let mut rows = Vec::new();
+        let mut prepared = Vec::with_capacity(batch.len());
+        for message in batch {
+            let item = self.prepare(message).await;
+            let stop = matches!(item, Prepared::Retry(_));
+            prepared.push(item);
+            if stop {
+                break;
+            }
+        }
+        for (index, item) in prepared.iter_mut().enumerate() {
+            match item {
+                Prepared::Row(row) => {
+                    rows.push((index, &*row));
+                    results.push(None);
+                }
+                Prepared::Invalid(error) | Prepared::Retry(error) => {
+                    let taken = std::mem::replace(error, HandlerError::permanent("taken"));
+                    results.push(Some(Err(taken)));
+                }
+            }
+        }
+        let only_rows: Vec<&Notification> = rows.iter().map(|(_, row)| *row).collect();
+        match insert_batch(&self.pool, &only_rows).await {
+            Ok(inserted) => {
+                tracing::debug!(rows = only_rows.len(), inserted, "batch written");
+                for (index, _) in &rows {
+                    results[*index] = Some(Ok(()));
+                }
+            }
+            Err(StoreError::Transient(error)) => {
+                // Nothing was written; the first row (and everything after it) is retried.
+                if let Some((first, _)) = rows.first() {
+                    results[*first] = Some(Err(HandlerError::retryable(error)));
+                }
+            }
+            Err(StoreError::Rejected(error)) => {
+                tracing::warn!(%error, "batch rejected; inserting row by row to isolate the bad record");
+                self.isolate(&rows, &mut results).await;
+            }
+        }
+        // The loop stops at the first retryable result or the first record without a result.
+        results.into_iter().map_while(|result| result).collect()
+    }
+}

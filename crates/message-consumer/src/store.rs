@@ -1,0 +1,70 @@
+//! Writes notifications to Postgres, idempotently.
+
+use sqlx::PgPool;
+
+use crate::notification::{EVENT_TYPE, Notification};
+
+/// How an insert failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database is unreachable or temporarily refusing work; retrying later will succeed.
+    #[error("database unavailable: {0}")]
+    Transient(sqlx::Error),
+    /// The database rejected the data itself; retrying the same rows will fail again.
+    #[error("database rejected the row: {0}")]
+    Rejected(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_transient(&error) {
+            Self::Transient(error)
+        } else {
+            Self::Rejected(error)
+        }
+    }
+}
+
+/// Only data errors are permanent: SQLSTATE class 22 (data exception) and 23 (integrity
+/// constraint violation) say this row can never be written. Everything else (connection
+/// failures, a database refusing connections, missing privileges or objects after a bad
+/// deploy) is retried: dead-lettering good messages because of an outage would lose them.
+fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => !db
+            .code()
+            .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Encode(_)
+        | sqlx::Error::TypeNotFound { .. } => false,
+        _ => true,
+    }
+}
+
+/// Inserts all rows in one statement (one transaction). Rows whose idempotency key already
+/// exists are skipped, so a redelivered batch inserts nothing twice. Returns rows inserted.
+pub async fn insert_batch(pool: &PgPool, rows: &[&Notification]) -> Result<u64, StoreError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let column =
+        |f: fn(&Notification) -> Option<String>| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
+    let result = sqlx::query(
+        "insert into public.user_notifications
+             (user_id, event_type, payload, event_time, visibility, recipient_id, idempotency_key)
+         select user_id, $1, payload, event_time, visibility, recipient_id, idempotency_key
+         from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+              as batch(user_id, payload, event_time, visibility, recipient_id, idempotency_key)
+         on conflict (idempotency_key) do nothing",
+    )
+    .bind(EVENT_TYPE)
+    .bind(column(|r| Some(r.user_id.clone())))
+    .bind(column(|r| Some(r.payload.clone())))
+    .bind(column(|r| Some(r.event_time.clone())))
+    .bind(column(|r| Some(r.visibility.clone())))
+    .bind(column(|r| r.recipient_id.clone()))
+    .bind(column(|r| Some(r.idempotency_key.clone())))
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}

@@ -1,0 +1,377 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use message_consumer::configuration::Settings;
+use message_consumer::startup::Application;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use substrate::avro::{AvroCodec, SchemaRegistry};
+use substrate::kafka::consume::dlq_headers;
+use substrate::kafka::{EventPublisher, KafkaPublisher, OutboundRecord};
+use substrate::testing::{TestDatabase, TestStack, eventually, unique};
+use tokio_util::sync::CancellationToken;
+
+const SCHEMA: &str = include_str!("../../../../avro/public/user/message.events.avsc");
+
+struct Fixture {
+    stack: TestStack,
+    db: TestDatabase,
+    topic: String,
+    dead_letters: String,
+    codec: AvroCodec,
+    publisher: KafkaPublisher,
+}
+
+struct Running {
+    port: u16,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .unwrap_or_else(|_| panic!("the consumer did not stop after shutdown"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(result.is_ok(), "clean shutdown: {result:?}");
+    }
+
+    async fn readyz(&self) -> u16 {
+        reqwest::get(format!("http://127.0.0.1:{}/readyz", self.port))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    }
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let stack = TestStack::from_env();
+        let topic = unique("mc.public.user.message.events");
+        let dead_letters = unique("mc.internal.user.message.dead-letter");
+        stack.create_topics(&[&topic, &dead_letters]).await;
+        let registry =
+            Arc::new(SchemaRegistry::new(&stack.registry).unwrap_or_else(|e| panic!("{e}")));
+        registry
+            .register_for_topic(&topic, SCHEMA)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let db = TestDatabase::create(&stack, "consumer").await;
+        let publisher = KafkaPublisher::new(&stack.kafka()).unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            codec: AvroCodec::new(registry),
+            stack,
+            db,
+            topic,
+            dead_letters,
+            publisher,
+        }
+    }
+
+    fn settings(&self, group: &str) -> Settings {
+        let mut settings = Settings::default();
+        settings.http.host = "127.0.0.1".into();
+        settings.http.port = 0;
+        settings.kafka = self.stack.kafka();
+        settings.registry = self.stack.registry.clone();
+        settings.postgres.url = SecretString::from(self.db.url.clone());
+        settings.postgres.acquire_timeout_ms = 500;
+        settings.consumer.group_id = group.to_owned();
+        settings.consumer.topics = vec![self.topic.clone()];
+        settings.consumer.dead_letter_topic = self.dead_letters.clone();
+        settings.consumer.retry_initial_backoff_ms = 50;
+        settings.consumer.retry_max_backoff_ms = 500;
+        settings
+    }
+
+    async fn start(&self, group: &str) -> Running {
+        let app = Application::build(self.settings(group))
+            .await
+            .unwrap_or_else(|e| panic!("build: {e}"));
+        let port = app.port();
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let handle = tokio::spawn(async move {
+            app.run_until_stopped(token)
+                .await
+                .map_err(|e| e.to_string())
+        });
+        Running {
+            port,
+            shutdown,
+            handle,
+        }
+    }
+
+    async fn produce(&self, event: Value) -> Vec<u8> {
+        let bytes = self
+            .codec
+            .encode_json(&self.topic, &event)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.produce_raw(bytes.clone()).await;
+        bytes
+    }
+
+    async fn produce_raw(&self, bytes: Vec<u8>) {
+        self.publisher
+            .publish(OutboundRecord::new(self.topic.clone(), bytes))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    async fn rows(&self) -> Vec<(String, String, String, String, String, Option<String>)> {
+        sqlx::query_as(
+            "select user_id, event_type, payload, event_time, visibility, recipient_id
+             from public.user_notifications order by id",
+        )
+        .fetch_all(&self.db.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn wait_rows(&self, count: usize) -> bool {
+        eventually(Duration::from_secs(60), || async {
+            self.rows().await.len() >= count
+        })
+        .await
+    }
+
+    /// Messages visible to `user` through RLS, as the frontend (role authenticated) sees them.
+    async fn visible_to(&self, user: &str) -> Vec<String> {
+        let mut tx = self.db.pool.begin().await.unwrap_or_else(|e| panic!("{e}"));
+        sqlx::query("select set_config('request.jwt.claims', $1, true)")
+            .bind(json!({"sub": user, "role": "authenticated"}).to_string())
+            .execute(&mut *tx)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        sqlx::query("set local role authenticated")
+            .execute(&mut *tx)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rows: Vec<(String,)> =
+            sqlx::query_as("select payload from public.user_notifications order by id")
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        rows.into_iter()
+            .map(|(payload,)| {
+                serde_json::from_str::<Value>(&payload).unwrap_or_default()["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+fn message(user: &str, text: &str, visibility: &str, recipient: Option<&str>) -> Value {
+    json!({"user_id": user, "email": format!("{user}@example.com"), "message": text,
+           "timestamp": "2026-02-25T10:00:00.123Z", "visibility": visibility, "recipient_id": recipient})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broadcast_and_direct_messages_become_rows_visible_to_exactly_the_right_users() {
+    // Arrange
+    let f = Fixture::new().await;
+    let (alice, bob, carol) = (
+        "a1111111-0000-0000-0000-000000000001",
+        "b2222222-0000-0000-0000-000000000002",
+        "c3333333-0000-0000-0000-000000000003",
+    );
+    f.produce(message(alice, "hello all <3", "broadcast", None))
+        .await;
+    f.produce(message(alice, "psst bob", "direct", Some(bob)))
+        .await;
+
+    // Act
+    let running = f.start(&unique("g-rls")).await;
+    let written = f.wait_rows(2).await;
+    running.stop().await;
+
+    // Assert: rows exactly as the original wrote them, and RLS exposes them correctly.
+    assert!(written, "rows: {:?}", f.rows().await);
+    let rows = f.rows().await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].0, alice);
+    assert_eq!(rows[0].1, "user.message");
+    assert_eq!(
+        rows[0].2,
+        format!(r#"{{"email":"{alice}@example.com","message":"hello all \u003c3"}}"#)
+    );
+    assert_eq!(rows[0].3, "2026-02-25T10:00:00.123Z");
+    assert_eq!(
+        (rows[0].4.as_str(), rows[0].5.as_deref()),
+        ("broadcast", None)
+    );
+    assert_eq!(
+        (rows[1].4.as_str(), rows[1].5.as_deref()),
+        ("direct", Some(bob))
+    );
+    assert_eq!(
+        f.visible_to(alice).await,
+        ["hello all <3", "psst bob"],
+        "the sender sees both"
+    );
+    assert_eq!(
+        f.visible_to(bob).await,
+        ["hello all <3", "psst bob"],
+        "the recipient sees the direct message"
+    );
+    assert_eq!(
+        f.visible_to(carol).await,
+        ["hello all <3"],
+        "others see only the broadcast"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_consumed_twice_create_each_row_once() {
+    let f = Fixture::new().await;
+    for n in 0..5 {
+        f.produce(message("u1", &format!("m{n}"), "broadcast", None))
+            .await;
+    }
+    let first = f.start(&unique("g-first")).await;
+    assert!(f.wait_rows(5).await);
+    first.stop().await;
+
+    // A second group reads the whole topic again (a full redelivery); a sentinel produced after
+    // it started proves it went past every earlier record.
+    let second = f.start(&unique("g-second")).await;
+    f.produce(message("u1", "sentinel", "broadcast", None))
+        .await;
+    assert!(f.wait_rows(6).await);
+    second.stop().await;
+
+    let texts: Vec<String> = f.rows().await.into_iter().map(|r| r.2).collect();
+    assert_eq!(texts.len(), 6, "{texts:?}");
+    for n in 0..5 {
+        let needle = format!("\"message\":\"m{n}\"");
+        assert_eq!(
+            texts.iter().filter(|t| t.contains(&needle)).count(),
+            1,
+            "m{n} exactly once"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poison_records_are_dead_lettered_with_their_bytes_and_good_ones_still_land() {
+    // Arrange: good, not Avro at all, valid Avro with an invalid visibility, good.
+    let f = Fixture::new().await;
+    f.produce(message("u1", "first", "broadcast", None)).await;
+    let garbage = b"\x00\x00\x00\xff\xffnot a registered schema".to_vec();
+    f.produce_raw(garbage.clone()).await;
+    let invalid = f.produce(message("u1", "shouting", "everyone", None)).await;
+    f.produce(message("u1", "last", "broadcast", None)).await;
+
+    // Act
+    let running = f.start(&unique("g-poison")).await;
+    let written = f.wait_rows(2).await;
+    running.stop().await;
+
+    // Assert
+    assert!(written);
+    let texts: Vec<String> = f.rows().await.into_iter().map(|r| r.2).collect();
+    assert!(
+        texts[0].contains("first") && texts[1].contains("last"),
+        "{texts:?}"
+    );
+    let dead = f
+        .stack
+        .read_topic(&f.dead_letters, 2, Duration::from_secs(30))
+        .await;
+    assert_eq!(dead.len(), 2, "both poison records dead-lettered");
+    assert_eq!(dead[0].payload.as_deref(), Some(garbage.as_slice()));
+    assert_eq!(dead[1].payload.as_deref(), Some(invalid.as_slice()));
+    let reason = |i: usize| {
+        dead[i]
+            .headers
+            .iter()
+            .find(|(k, _)| k == dlq_headers::ERROR)
+            .and_then(|(_, v)| v.clone())
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default()
+    };
+    assert!(reason(1).contains("visibility"), "{}", reason(1));
+    assert!(!reason(0).is_empty());
+}
+
+async fn set_connections(f: &Fixture, allowed: bool) {
+    let admin =
+        f.db.url
+            .rsplit_once('/')
+            .map(|(server, _)| format!("{server}/postgres"))
+            .unwrap_or_default();
+    let pool = sqlx::PgPool::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    sqlx::query(&format!(
+        "alter database \"{}\" allow_connections {allowed}",
+        f.db.name
+    ))
+    .execute(&pool)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    if !allowed {
+        sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
+            .bind(&f.db.name)
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_outage_loses_nothing_and_never_stops_the_process() {
+    // Arrange: a running consumer that has written three rows.
+    let f = Fixture::new().await;
+    let running = f.start(&unique("g-outage")).await;
+    for n in 0..3 {
+        f.produce(message("u1", &format!("before-{n}"), "broadcast", None))
+            .await;
+    }
+    assert!(f.wait_rows(3).await);
+    assert_eq!(running.readyz().await, 200);
+
+    // Act: Postgres refuses connections (existing ones killed) while more messages arrive.
+    set_connections(&f, false).await;
+    for n in 0..3 {
+        f.produce(message("u1", &format!("during-{n}"), "broadcast", None))
+            .await;
+    }
+    let not_ready = eventually(Duration::from_secs(30), || async {
+        running.readyz().await == 503
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !running.handle.is_finished(),
+        "the process must keep running through the outage"
+    );
+    set_connections(&f, true).await;
+
+    // Assert: ready again, every message written exactly once.
+    assert!(not_ready, "/readyz reports the outage");
+    let ready = eventually(Duration::from_secs(30), || async {
+        running.readyz().await == 200
+    })
+    .await;
+    assert!(ready, "/readyz recovers");
+    assert!(f.wait_rows(6).await, "rows: {:?}", f.rows().await);
+    running.stop().await;
+    let texts: Vec<String> = f.rows().await.into_iter().map(|r| r.2).collect();
+    assert_eq!(texts.len(), 6, "{texts:?}");
+    for label in [
+        "before-0", "before-1", "before-2", "during-0", "during-1", "during-2",
+    ] {
+        assert_eq!(
+            texts.iter().filter(|t| t.contains(label)).count(),
+            1,
+            "{label} exactly once"
+        );
+    }
+}
