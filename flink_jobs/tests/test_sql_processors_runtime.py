@@ -277,6 +277,6 @@ def test_generated_kafka_ddl_is_accepted_by_flink():
     for statement in r.builtin_ddl(env):
         t_env.execute_sql(statement)
     for source in r.SOURCES:
-        names = t_env.from_path(source.name).get_resolved_schema().get_column_names()
+        names = list(t_env.from_path(source.name).get_resolved_schema().get_column_names())
         assert names == [c.name for c in source.columns] + ["proctime"]
-    assert t_env.from_path(r.UNIFIED_SINK).get_resolved_schema().get_column_names() == [c.name for c in r.UNIFIED_COLUMNS]
+    assert list(t_env.from_path(r.UNIFIED_SINK).get_resolved_schema().get_column_names()) == [c.name for c in r.UNIFIED_COLUMNS]

@@ -11,10 +11,10 @@ tables in JSON format whose files the test reads back after the job finished.
 from __future__ import annotations
 
 import json
-import os
 import sys
+import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from flink_jobs.sql_runner import Column, sql_literal
 from pyflink_jobs import common
@@ -125,5 +125,36 @@ def run(statement_set, timeout_seconds: float = 120) -> None:
     result.wait(int(timeout_seconds * 1000))
 
 
-def environ_without_kafka_jars() -> dict[str, str]:
-    return {**os.environ, **TEST_ENVIRON}
+def run_until(
+    statement_set,
+    sink_paths: Mapping[str, Path],
+    done: Callable[[dict[str, list[dict[str, Any]]]], bool],
+    settle_seconds: float,
+    timeout_seconds: float = 150,
+) -> dict[str, list[dict[str, Any]]]:
+    """For jobs kept running by a clock (values_view alive_seconds): executes the statement
+    set, waits until done(rows by sink) holds for the committed sink rows (the filesystem sink
+    commits on every checkpoint), waits settle_seconds more so that rows which must not appear
+    would have appeared, then cancels the job and returns the committed rows. Independent of
+    how long the Python workers take to start on a busy machine."""
+    result = statement_set.execute()
+    client = result.get_job_client()
+    deadline = time.monotonic() + timeout_seconds
+
+    def rows() -> dict[str, list[dict[str, Any]]]:
+        return {name: read_rows(path) for name, path in sink_paths.items()}
+
+    try:
+        while not done(rows()):
+            status = str(client.get_job_status().result())
+            if status in ("FAILED", "CANCELED", "FINISHED"):
+                result.wait()  # raises the failure, if any
+                raise AssertionError(f"job ended ({status}) before the expected rows: {rows()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timeout after {timeout_seconds}s waiting for rows: {rows()}")
+            time.sleep(0.25)
+        time.sleep(settle_seconds)
+        return rows()
+    finally:
+        if str(client.get_job_status().result()) not in ("FAILED", "CANCELED", "FINISHED"):
+            client.cancel().result()

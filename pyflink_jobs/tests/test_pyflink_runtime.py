@@ -19,6 +19,12 @@ from pyflink_jobs.tests import runtime
 
 pytestmark = pytest.mark.flink
 
+#: The clock keeps the timer jobs' sources open at most this long; the tests cancel the job
+#: once the expected rows are committed and SETTLE seconds (more than the remaining timers
+#: and a checkpoint) passed without anything else appearing.
+ALIVE = 120
+SETTLE = 3.0
+
 
 def sinks(t_env, tmp_path, spec):
     """Filesystem sinks for {table: columns}; returns {table: path}."""
@@ -58,7 +64,7 @@ def test_ttl_expiry_job_expires_only_unfinished_uploads(tmp_path):
     ])
     runtime.values_view(t_env, "upload_signed_source", common.UPLOAD_SIGNED, [
         signed("r1"), signed("r2", user="u2", name="dog.mp4"), signed("r3"), signed("r4"),
-    ], alive_seconds=7)
+    ], alive_seconds=ALIVE)
     runtime.values_view(t_env, "upload_events_source", common.UPLOAD_RECEIVED, [
         {"user_id": "u1", "email": "u1@example.com", "file_path": "uploads/u1/r3/cat.png",
          "file_name": "cat.png", "file_size": 2048, "media_type": "image/png",
@@ -74,9 +80,12 @@ def test_ttl_expiry_job_expires_only_unfinished_uploads(tmp_path):
     ])
     paths = sinks(t_env, tmp_path, {"expired_events_sink": common.UPLOAD_EXPIRED})
     config = {"default_ttl_seconds": 1, "grace_seconds": 1, "details_wait_seconds": 1}
-    runtime.run(ttl.build(t_env, config))
+    out = runtime.run_until(
+        ttl.build(t_env, config), paths,
+        done=lambda rows: len(rows["expired_events_sink"]) >= 2, settle_seconds=SETTLE,
+    )
 
-    rows = by(runtime.read_rows(paths["expired_events_sink"]), "request_id")
+    rows = by(out["expired_events_sink"], "request_id")
     for row in rows:
         assert_iso_utc(row.pop("expired_time"))
     assert rows == [
@@ -105,27 +114,32 @@ def test_move_saga_job_confirms_retries_and_dead_letters(tmp_path):
     _, t_env = runtime.table_environment("move-saga-test")
     runtime.values_view(t_env, "upload_received_source", common.UPLOAD_RECEIVED, [
         received("a"), received("b", 0), received("c", 3), received("e", 2),
-    ], alive_seconds=6)
+    ], alive_seconds=ALIVE)
     runtime.values_view(t_env, "file_ready_source", common.FILE_READY, [
         {"file_path": "files/u1/a/f.png", "file_size": 10, "upload_time": "x"},
         {"file_path": "files/u1/d/f.png", "file_size": 10, "upload_time": "x"},  # no received
     ])
     paths = sinks(t_env, tmp_path, {name: cols for name, (_, cols, _) in saga.SINKS.items()})
-    runtime.run(saga.build(t_env, timeout_seconds=1))
+    out = runtime.run_until(
+        saga.build(t_env, timeout_seconds=1), paths,
+        done=lambda rows: len(rows["upload_confirmed_sink"]) >= 1
+        and len(rows["upload_retry_sink"]) >= 2 and len(rows["upload_dead_letter_sink"]) >= 1,
+        settle_seconds=SETTLE,
+    )
 
-    assert runtime.read_rows(paths["upload_confirmed_sink"]) == [
+    assert out["upload_confirmed_sink"] == [
         {"user_id": "u1", "email": "u1@example.com", "file_path": "files/u1/a/f.png",
          "file_name": "f.png", "file_size": 10, "media_type": "image/png",
          "upload_time": "upload-time-a"},
     ]
-    retries = by(runtime.read_rows(paths["upload_retry_sink"]), "file_path")
+    retries = by(out["upload_retry_sink"], "file_path")
     for row in retries:
         assert_iso_utc(row.pop("retry_time"))
     assert retries == [
         {**{k: v for k, v in received(key, count).items()}, "retry_count": count}
         for key, count in (("b", 0), ("e", 2))
     ]
-    (dead,) = runtime.read_rows(paths["upload_dead_letter_sink"])
+    (dead,) = out["upload_dead_letter_sink"]
     assert_iso_utc(dead.pop("dead_letter_time"))
     assert dead == {**received("c", 3), "failure_reason": "max retries exceeded"}
 

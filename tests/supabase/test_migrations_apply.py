@@ -57,6 +57,7 @@ COLUMNS = {
         ("status", "text", "NO", "'active'::text", None),
         ("upload_time", "text", "NO", None, None),
         ("created_at", "timestamp with time zone", "NO", "now()", None),
+        ("deleted_by_request_id", "text", "YES", None, None),
     ],
     "user_credit_balances": [
         ("user_id", "text", "YES", None, None),

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::JwtVerifier;
 use crate::configuration::Settings;
-use crate::edges::{KafkaSink, PgMediaStore, S3ObjectStore};
+use crate::edges::{AvroEventSink, PgMediaStore, S3ObjectStore};
 use crate::routes_config::{Routes, RoutesCheck};
 use crate::state::AppState;
 
@@ -57,7 +57,8 @@ impl Application {
             jwt: jwt.clone(),
             webhook_secret,
             routes: routes.clone(),
-            events: Arc::new(KafkaSink::new(
+            events: Arc::new(AvroEventSink::new(
+                "api-gateway",
                 AvroCodec::new(registry.clone()),
                 Arc::new(publisher.clone()),
             )),

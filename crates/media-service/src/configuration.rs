@@ -1,9 +1,10 @@
 //! Settings of the media-service (see `config/base.yaml` for every key and its environment name).
 
+use secrecy::SecretString;
 use serde::Deserialize;
 use substrate::avro::RegistrySettings;
 use substrate::config::{ConfigError, ConfigSource, HttpSettings};
-use substrate::kafka::KafkaSettings;
+use substrate::kafka::{ConsumeSettings, KafkaSettings};
 use substrate::postgres::{POSTGRES_ALIASES, PostgresSettings};
 use substrate::s3::{S3_ALIASES, S3Settings};
 use substrate::telemetry::TelemetrySettings;
@@ -16,27 +17,164 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Broker connection.
     pub kafka: KafkaSettings,
+    /// The main saga consumer (group `media-service`).
+    pub consumer: ConsumeSettings,
+    /// The delete-retry consumer: a separate group, because it waits out each retry's backoff
+    /// and must not hold up the other sagas while it does.
+    pub retry_consumer: ConsumeSettings,
     /// Schema registry.
     pub registry: RegistrySettings,
     /// Database holding `media_files`.
     pub postgres: PostgresSettings,
     /// Object store.
     pub s3: S3Settings,
+    /// Webhook authentication and limits.
+    pub webhook: WebhookSettings,
+    /// Saga behaviour.
+    pub media: MediaSettings,
+    /// Topic names.
+    pub topics: Topics,
     /// Logs, traces and metrics.
     pub telemetry: TelemetrySettings,
 }
 
+/// Webhook settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WebhookSettings {
+    /// Bearer token MinIO sends (`auth_token` of the webhook target).
+    pub token: Option<SecretString>,
+    /// Refuse every webhook when no token is configured (production); when false and no token
+    /// is set, webhooks are accepted unauthenticated (local development only).
+    pub require_token: bool,
+    /// Largest accepted webhook body, in bytes.
+    pub body_limit_bytes: usize,
+    /// How long the synchronous `uploads/` → `files/` move may take, in milliseconds.
+    pub move_timeout_ms: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            token: None,
+            require_token: true,
+            body_limit_bytes: 256 * 1024,
+            move_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Saga behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MediaSettings {
+    /// Lifetime of presigned PUT URLs, in seconds.
+    pub upload_url_expiry_secs: u32,
+    /// Lifetime of presigned GET URLs, in seconds.
+    pub download_url_expiry_secs: u32,
+    /// Removal retries after the first failure before the file is dead-lettered.
+    pub delete_max_retries: u32,
+    /// Delay before delete retry number n (0-based) is `base × 2ⁿ`, in milliseconds.
+    pub delete_retry_base_delay_ms: u64,
+    /// Cap of the delete retry delay, in milliseconds.
+    pub delete_retry_max_delay_ms: u64,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            upload_url_expiry_secs: 900,
+            download_url_expiry_secs: 3600,
+            delete_max_retries: 3,
+            delete_retry_base_delay_ms: 5_000,
+            delete_retry_max_delay_ms: 300_000,
+        }
+    }
+}
+
+/// Topic names (the defaults are the platform's contract).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+#[allow(missing_docs)] // one field per topic; the names say it all
+pub struct Topics {
+    pub upload_approved: String,
+    pub upload_signed: String,
+    pub upload_rejected: String,
+    pub download_intent: String,
+    pub download_signed: String,
+    pub download_rejected: String,
+    pub delete_intent: String,
+    pub delete_events: String,
+    pub delete_rejected: String,
+    pub delete_retry: String,
+    pub delete_dead_letter: String,
+    pub upload_retry: String,
+    pub upload_received: String,
+    pub file_ready: String,
+    pub expired: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        let t = str::to_owned;
+        Self {
+            upload_approved: t("public.media.upload.approved"),
+            upload_signed: t("public.media.upload.signed"),
+            upload_rejected: t("public.media.upload.rejected"),
+            download_intent: t("internal.media.download.intent"),
+            download_signed: t("public.media.download.signed"),
+            download_rejected: t("public.media.download.rejected"),
+            delete_intent: t("internal.media.delete.intent"),
+            delete_events: t("public.media.delete.events"),
+            delete_rejected: t("public.media.delete.rejected"),
+            delete_retry: t("internal.media.delete.retry"),
+            delete_dead_letter: t("internal.media.delete.dead-letter"),
+            upload_retry: t("internal.media.upload.retry"),
+            upload_received: t("internal.media.upload.received"),
+            file_ready: t("internal.media.file.ready"),
+            expired: t("public.media.expired.events"),
+        }
+    }
+}
+
+/// Where permanently failing records of topics without a rejection event go.
+pub const DEAD_LETTER_TOPIC: &str = "internal.media.consumer.dead-letter";
+
 impl Default for Settings {
     fn default() -> Self {
+        let topics = Topics::default();
         Self {
             http: HttpSettings {
                 port: 8090,
                 ..HttpSettings::default()
             },
             kafka: KafkaSettings::default(),
+            consumer: ConsumeSettings {
+                group_id: "media-service".to_owned(),
+                topics: vec![
+                    topics.upload_approved.clone(),
+                    topics.download_intent.clone(),
+                    topics.delete_intent.clone(),
+                    topics.upload_retry.clone(),
+                    topics.expired.clone(),
+                ],
+                dead_letter_topic: DEAD_LETTER_TOPIC.to_owned(),
+                max_batch: 16,
+                ..ConsumeSettings::default()
+            },
+            retry_consumer: ConsumeSettings {
+                group_id: "media-service-delete-retry".to_owned(),
+                topics: vec![topics.delete_retry.clone()],
+                dead_letter_topic: DEAD_LETTER_TOPIC.to_owned(),
+                max_batch: 1,
+                ..ConsumeSettings::default()
+            },
             registry: RegistrySettings::default(),
             postgres: PostgresSettings::default(),
             s3: S3Settings::default(),
+            webhook: WebhookSettings::default(),
+            media: MediaSettings::default(),
+            topics,
             telemetry: TelemetrySettings::default(),
         }
     }
@@ -49,7 +187,12 @@ impl substrate::app::ServiceSettings for Settings {
 }
 
 /// Legacy variable names of the original media-service.
-const ALIASES: &[(&str, &str)] = &[("WEBHOOK_PORT", "http.port")];
+const ALIASES: &[(&str, &str)] = &[
+    ("WEBHOOK_PORT", "http.port"),
+    ("UPLOAD_URL_EXPIRY", "media.upload_url_expiry_secs"),
+    ("DOWNLOAD_URL_EXPIRY", "media.download_url_expiry_secs"),
+    ("MEDIA_WEBHOOK_TOKEN", "webhook.token"),
+];
 
 impl Settings {
     /// Loads and validates the settings from `config/` and the environment.
@@ -68,6 +211,14 @@ impl Settings {
 
     /// Cross-field checks.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.kafka.validate()
+        self.kafka.validate()?;
+        self.consumer.validate()?;
+        self.retry_consumer.validate()?;
+        if self.retry_consumer.group_id == self.consumer.group_id {
+            return Err(ConfigError::Invalid(
+                "retry_consumer.group_id must differ from consumer.group_id".into(),
+            ));
+        }
+        Ok(())
     }
 }

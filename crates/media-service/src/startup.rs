@@ -5,11 +5,16 @@ use std::time::Duration;
 
 use axum::Router;
 use substrate::BoxError;
+use substrate::avro::{AvroCodec, SchemaRegistry};
 use substrate::health::{BucketCheck, KafkaCheck, PostgresCheck, Readiness};
+use substrate::kafka::{EventPublisher, KafkaPublisher, PerMessage, run_consumer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::configuration::Settings;
+use crate::edges::{AvroEventSink, PgMediaFiles, S3ObjectStore};
+use crate::handlers::{Deps, MediaRouter};
+use crate::webhooks::WebhookState;
 
 /// A built, bound, not yet running media-service.
 #[derive(Debug)]
@@ -18,12 +23,53 @@ pub struct Application {
     router: Router,
     port: u16,
     grace: Duration,
+    settings: Settings,
+    codec: AvroCodec,
+    deps: Deps,
+    publisher: KafkaPublisher,
 }
 
 impl Application {
     /// Creates clients and binds the listener (port 0 picks a free port).
     pub async fn build(settings: Settings) -> Result<Self, BoxError> {
         let pool = settings.postgres.pool()?;
+        let registry = Arc::new(SchemaRegistry::new(&settings.registry)?);
+        let codec = AvroCodec::new(registry);
+        let publisher = KafkaPublisher::new(&settings.kafka)?;
+        let events = Arc::new(AvroEventSink::new(
+            "media-service",
+            codec.clone(),
+            Arc::new(publisher.clone()),
+        ));
+        let storage = Arc::new(S3ObjectStore::new(&settings.s3));
+        let topics = Arc::new(settings.topics.clone());
+        let deps = Deps {
+            events: events.clone(),
+            storage: storage.clone(),
+            files: Arc::new(PgMediaFiles::new(pool.clone())),
+            topics: topics.clone(),
+            media: Arc::new(settings.media.clone()),
+            shutdown: CancellationToken::new(),
+        };
+        if settings.webhook.require_token
+            && substrate::config::secret_value(&settings.webhook.token).is_none()
+        {
+            tracing::error!(
+                "no webhook token configured (webhook.token): every webhook will answer 401"
+            );
+        }
+        let webhooks = crate::webhooks::router(
+            WebhookState {
+                events,
+                storage,
+                topics,
+                bucket: settings.s3.bucket.clone(),
+                token: settings.webhook.token.clone(),
+                require_token: settings.webhook.require_token,
+                move_timeout: Duration::from_millis(settings.webhook.move_timeout_ms),
+            },
+            settings.webhook.body_limit_bytes,
+        );
         let readiness = Readiness::new("error")
             .with(Arc::new(KafkaCheck::new(&settings.kafka)?))
             .with(Arc::new(PostgresCheck(pool)))
@@ -31,7 +77,7 @@ impl Application {
                 client: settings.s3.internal_client(),
                 bucket: settings.s3.bucket.clone(),
             }));
-        let router = substrate::health::router(readiness);
+        let router = webhooks.merge(substrate::health::router(readiness));
         let listener = TcpListener::bind(settings.http.address()).await?;
         let port = listener.local_addr()?.port();
         tracing::info!(port, "media-service listening");
@@ -40,6 +86,10 @@ impl Application {
             router,
             port,
             grace: Duration::from_millis(settings.http.shutdown_grace_ms),
+            settings,
+            codec,
+            deps,
+            publisher,
         })
     }
 
@@ -48,9 +98,56 @@ impl Application {
         self.port
     }
 
-    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
+    /// Runs the webhook server and both consume loops until `shutdown`; then stops fetching,
+    /// finishes in-flight handlers and requests, commits offsets and flushes the producer. If any
+    /// part stops on its own, everything stops (a half-running service must not look healthy).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
-        substrate::http::serve(self.listener, self.router, shutdown, self.grace).await?;
+        let stop_all = shutdown.child_token();
+        let mut deps = self.deps.clone();
+        deps.shutdown = stop_all.clone();
+        let router = MediaRouter::new(self.codec.clone(), deps);
+        let dead_letters: Arc<dyn EventPublisher> = Arc::new(self.publisher.clone());
+        let meter = opentelemetry::global::meter("media-service");
+        let server = async {
+            let result =
+                substrate::http::serve(self.listener, self.router, stop_all.clone(), self.grace)
+                    .await;
+            stop_all.cancel();
+            result.map_err(BoxError::from)
+        };
+        let sagas = async {
+            let result = run_consumer(
+                &self.settings.kafka,
+                &self.settings.consumer,
+                PerMessage(router.clone()),
+                dead_letters.clone(),
+                &meter,
+                stop_all.clone(),
+            )
+            .await;
+            stop_all.cancel();
+            result.map_err(BoxError::from)
+        };
+        let retries = async {
+            let result = run_consumer(
+                &self.settings.kafka,
+                &self.settings.retry_consumer,
+                PerMessage(router.clone()),
+                dead_letters.clone(),
+                &meter,
+                stop_all.clone(),
+            )
+            .await;
+            stop_all.cancel();
+            result.map_err(BoxError::from)
+        };
+        let (served, consumed, retried) = tokio::join!(server, sagas, retries);
+        if let Err(error) = self.publisher.flush(Duration::from_secs(5)) {
+            tracing::error!(%error, "producer flush on shutdown failed");
+        }
+        served?;
+        consumed?;
+        retried?;
         Ok(())
     }
 }

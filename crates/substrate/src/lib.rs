@@ -12,6 +12,7 @@
 pub mod app;
 pub mod avro;
 pub mod config;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod kafka;

@@ -1,0 +1,157 @@
+//! Reading decoded events: required fields, lenient integers, safe object keys.
+//!
+//! Events arrive as JSON objects decoded from Avro (Flink-written topics make every column a
+//! nullable union, so any field can be null).
+
+use serde_json::{Map, Value};
+
+/// A decoded event.
+pub type Fields = Map<String, Value>;
+
+/// An event field is missing or unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}` {problem}")]
+pub struct Invalid {
+    /// Field name.
+    pub field: &'static str,
+    /// What is wrong.
+    pub problem: &'static str,
+}
+
+fn invalid(field: &'static str, problem: &'static str) -> Invalid {
+    Invalid { field, problem }
+}
+
+/// A present, non-empty string.
+pub fn required<'a>(fields: &'a Fields, field: &'static str) -> Result<&'a str, Invalid> {
+    match fields.get(field) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(Value::String(_)) => Err(invalid(field, "is empty")),
+        None | Some(Value::Null) => Err(invalid(field, "is missing")),
+        Some(_) => Err(invalid(field, "is not a string")),
+    }
+}
+
+/// A string that may be absent or null (then empty).
+pub fn optional<'a>(fields: &'a Fields, field: &'static str) -> &'a str {
+    fields
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// A whole number (also accepted as a float without fraction or a numeric string).
+pub fn integer(fields: &Fields, field: &'static str) -> Result<i64, Invalid> {
+    match fields.get(field) {
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            .ok_or_else(|| invalid(field, "is not a whole number")),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map_err(|_| invalid(field, "is not a number")),
+        None | Some(Value::Null) => Err(invalid(field, "is missing")),
+        Some(_) => Err(invalid(field, "is not a number")),
+    }
+}
+
+/// `retry_count` as the original read it: any integer representation, otherwise 0; negative
+/// values count as 0.
+pub fn retry_count(fields: &Fields) -> u32 {
+    integer(fields, "retry_count")
+        .ok()
+        .and_then(|n| u32::try_from(n.max(0)).ok())
+        .unwrap_or(0)
+}
+
+/// An object key that stays inside its prefix: relative, no `.`/`..` segments, no empty
+/// segments, no control characters, at most 1024 bytes.
+pub fn safe_key(field: &'static str, key: &str) -> Result<(), Invalid> {
+    if key.len() > 1024 {
+        return Err(invalid(field, "is longer than 1024 bytes"));
+    }
+    if key.starts_with('/')
+        || key
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(invalid(field, "is not a clean relative object key"));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(invalid(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+/// A single key segment (user id or file name): no `/`, `\`, `.`/`..`, control characters.
+pub fn safe_segment(field: &'static str, segment: &str) -> Result<(), Invalid> {
+    if segment.len() > 255 {
+        return Err(invalid(field, "is longer than 255 bytes"));
+    }
+    if segment.contains(['/', '\\']) || segment == "." || segment == ".." {
+        return Err(invalid(field, "must not contain path separators"));
+    }
+    if segment.chars().any(char::is_control) {
+        return Err(invalid(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(value: Value) -> Fields {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn required_strings_must_be_present_non_empty_strings() {
+        let f = fields(json!({"a": "x", "b": "", "c": 5, "d": null, "e": 1.5, "g": true}));
+        assert_eq!(required(&f, "a"), Ok("x"));
+        for field in ["b", "c", "d", "e", "g", "missing"] {
+            assert!(required(&f, field).is_err(), "{field}");
+        }
+    }
+
+    #[test]
+    fn retry_counts_accept_every_integer_representation() {
+        let cases = [
+            (json!({"retry_count": 0}), 0),
+            (json!({"retry_count": 2}), 2),
+            (json!({"retry_count": 2.0}), 2),
+            (json!({"retry_count": "1"}), 1),
+            (json!({"retry_count": 3_000_000_000i64}), 0),
+            (json!({"retry_count": -4}), 0),
+            (json!({"retry_count": "x"}), 0),
+            (json!({"retry_count": null}), 0),
+            (json!({}), 0),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(retry_count(&fields(input.clone())), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn keys_cannot_escape_their_prefix() {
+        for ok in ["uploads/u/1/a b (1).jpg", "files/u/1/ü.png"] {
+            assert!(safe_key("k", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "/uploads/u",
+            "uploads/../files/x",
+            "uploads//x",
+            "uploads/./x",
+            "uploads/x\ny",
+            "",
+        ] {
+            assert!(safe_key("k", bad).is_err(), "{bad:?}");
+        }
+        assert!(safe_segment("f", "my vacation video.mp4").is_ok());
+        for bad in ["a/b", "..", "a\u{0}b", "a\\b"] {
+            assert!(safe_segment("f", bad).is_err(), "{bad:?}");
+        }
+    }
+}

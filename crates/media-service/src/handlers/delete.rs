@@ -1,0 +1,119 @@
+//! `internal.media.delete.intent` → soft delete → `public.media.delete.events` → remove the
+//! object → on failure `internal.media.delete.retry` (retry_count 0). The order is the
+//! original's: the user's view changes first, storage follows (with retries).
+//!
+//! Idempotency: the soft delete records the request id. A redelivered intent finds the row
+//! deleted by itself and repeats the same outcome (event + removal); a different request for an
+//! already deleted file gets `delete.rejected` `not_found`, so two concurrent deletes produce
+//! one `FileDeleted`.
+
+use serde_json::json;
+use substrate::kafka::HandlerError;
+
+use super::Deps;
+use crate::edges::FileRow;
+use crate::fields::{self, Fields};
+
+/// Handles one delete intent.
+pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
+    let user_id = fields::required(f, "user_id").map_err(HandlerError::permanent)?;
+    let request_id = fields::required(f, "request_id").map_err(HandlerError::permanent)?;
+    let file_path = match fields::required(f, "file_path")
+        .and_then(|path| fields::safe_key("file_path", path).map(|()| path))
+    {
+        Ok(path) => path,
+        Err(invalid) => {
+            tracing::warn!(%invalid, request_id, "delete intent rejected");
+            let path = fields::optional(f, "file_path");
+            return reject(deps, user_id, path, request_id, "invalid_request").await;
+        }
+    };
+    let Some(row) = owned_row(deps, user_id, file_path, request_id).await? else {
+        return reject(deps, user_id, file_path, request_id, "not_found").await;
+    };
+    deps.emit(
+        &deps.topics.delete_events,
+        json!({
+            "user_id": user_id,
+            "file_path": file_path,
+            "file_name": row.file_name,
+            "media_type": row.media_type,
+            "file_size": row.file_size,
+            "delete_time": substrate::time::now_rfc3339(),
+        }),
+    )
+    .await?;
+    if let Err(error) = deps.storage.remove(file_path).await {
+        tracing::warn!(%error, file_path, "object removal failed; scheduling a retry");
+        deps.emit(
+            &deps.topics.delete_retry,
+            json!({
+                "user_id": user_id,
+                "file_path": file_path,
+                "file_name": row.file_name,
+                "media_type": row.media_type,
+                "file_size": row.file_size,
+                "request_id": request_id,
+                "retry_count": 0,
+                "failed_at": substrate::time::now_rfc3339(),
+            }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The row this request deletes: soft-deletes it when active; returns it again when this same
+/// request deleted it before (redelivery); `None` when it does not exist for this user or was
+/// deleted by another request.
+async fn owned_row(
+    deps: &Deps,
+    user_id: &str,
+    file_path: &str,
+    request_id: &str,
+) -> Result<Option<FileRow>, HandlerError> {
+    for _ in 0..2 {
+        let Some(row) = deps
+            .files
+            .lookup(user_id, file_path)
+            .await
+            .map_err(HandlerError::retryable)?
+        else {
+            return Ok(None);
+        };
+        if row.status == "active" {
+            if deps
+                .files
+                .soft_delete(user_id, file_path, request_id)
+                .await
+                .map_err(HandlerError::retryable)?
+            {
+                return Ok(Some(row));
+            }
+            // Someone deleted it between the lookup and the update: look again.
+            continue;
+        }
+        return Ok((row.deleted_by_request_id.as_deref() == Some(request_id)).then_some(row));
+    }
+    Ok(None)
+}
+
+async fn reject(
+    deps: &Deps,
+    user_id: &str,
+    file_path: &str,
+    request_id: &str,
+    reason: &str,
+) -> Result<(), HandlerError> {
+    deps.emit(
+        &deps.topics.delete_rejected,
+        json!({
+            "user_id": user_id,
+            "file_path": file_path,
+            "request_id": request_id,
+            "reason": reason,
+            "rejected_time": substrate::time::now_rfc3339(),
+        }),
+    )
+    .await
+}

@@ -1,0 +1,85 @@
+//! `internal.media.delete.retry` → remove the object again after a growing delay → nothing on
+//! success, the next retry (retry_count + 1) while under the cap, `internal.media.delete.dead-letter`
+//! after it.
+//!
+//! Backoff without blocking other sagas: retry number n is due at `failed_at + base × 2ⁿ`
+//! (capped). This handler runs in its own consumer group on the retry topic only, and waits
+//! until the record is due before acting, so waiting holds back only later retries, never
+//! uploads, downloads or deletes. Shutdown interrupts the wait; the record is then redelivered.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use substrate::kafka::HandlerError;
+
+use super::Deps;
+use crate::fields::{self, Fields};
+
+/// The delay before retry number `retry_count`.
+pub fn delay(deps: &Deps, retry_count: u32) -> Duration {
+    let factor = 2u64.saturating_pow(retry_count.min(32));
+    Duration::from_millis(
+        deps.media
+            .delete_retry_base_delay_ms
+            .saturating_mul(factor)
+            .min(deps.media.delete_retry_max_delay_ms),
+    )
+}
+
+/// Handles one retry record.
+pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
+    // Every pass-through field must be usable, or neither the next retry nor the dead letter
+    // could be encoded (the original then lost the file silently).
+    let user_id = fields::required(f, "user_id").map_err(HandlerError::permanent)?;
+    let file_path = fields::required(f, "file_path").map_err(HandlerError::permanent)?;
+    fields::safe_key("file_path", file_path).map_err(HandlerError::permanent)?;
+    let file_name = fields::required(f, "file_name").map_err(HandlerError::permanent)?;
+    let media_type = fields::required(f, "media_type").map_err(HandlerError::permanent)?;
+    let request_id = fields::required(f, "request_id").map_err(HandlerError::permanent)?;
+    let file_size = fields::integer(f, "file_size").map_err(HandlerError::permanent)?;
+    let retry_count = fields::retry_count(f);
+
+    let failed_at = fields::optional(f, "failed_at")
+        .parse::<DateTime<Utc>>()
+        .unwrap_or_else(|_| Utc::now());
+    let wait = delay(deps, retry_count);
+    let due = failed_at + chrono::Duration::from_std(wait).unwrap_or_default();
+    if let Ok(remaining) = (due - Utc::now()).to_std() {
+        tokio::select! {
+            () = deps.shutdown.cancelled() => return Err(HandlerError::retryable("shutting down before the retry was due")),
+            () = tokio::time::sleep(remaining) => {}
+        }
+    }
+
+    let Err(error) = deps.storage.remove(file_path).await else {
+        tracing::info!(file_path, retry_count, "object removed on retry");
+        return Ok(());
+    };
+    if retry_count < deps.media.delete_max_retries {
+        tracing::warn!(%error, file_path, retry_count, "removal failed again; retrying later");
+        deps.emit(
+            &deps.topics.delete_retry,
+            json!({
+                "user_id": user_id, "file_path": file_path, "file_name": file_name,
+                "media_type": media_type, "file_size": file_size, "request_id": request_id,
+                "retry_count": retry_count + 1,
+                "failed_at": substrate::time::now_rfc3339(),
+            }),
+        )
+        .await
+    } else {
+        tracing::error!(%error, file_path, retry_count, "removal failed for good; dead-lettering");
+        deps.emit(
+            &deps.topics.delete_dead_letter,
+            json!({
+                "user_id": user_id, "file_path": file_path, "file_name": file_name,
+                "media_type": media_type, "file_size": file_size, "request_id": request_id,
+                "retry_count": retry_count,
+                "failure_reason": error.to_string(),
+                "dead_letter_time": substrate::time::now_rfc3339(),
+            }),
+        )
+        .await
+    }
+}

@@ -1,0 +1,56 @@
+//! `internal.media.upload.retry` (from the move saga) → move `uploads/…` → `files/…` again →
+//! `internal.media.upload.received` with retry_count + 1. The move saga caps the retries.
+
+use serde_json::json;
+use substrate::kafka::HandlerError;
+
+use super::Deps;
+use crate::edges::StorageError;
+use crate::fields::{self, Fields};
+
+/// Handles one move retry.
+pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
+    // Flink writes every column as nullable; a null where UploadReceived needs a value would make
+    // the re-produce unencodable, so such records are dead-lettered up front.
+    let user_id = fields::required(f, "user_id").map_err(HandlerError::permanent)?;
+    let file_path = fields::required(f, "file_path").map_err(HandlerError::permanent)?;
+    let permanent_path = fields::required(f, "permanent_path").map_err(HandlerError::permanent)?;
+    let file_name = fields::required(f, "file_name").map_err(HandlerError::permanent)?;
+    let media_type = fields::required(f, "media_type").map_err(HandlerError::permanent)?;
+    let upload_time = fields::required(f, "upload_time").map_err(HandlerError::permanent)?;
+    let file_size = fields::integer(f, "file_size").map_err(HandlerError::permanent)?;
+    fields::safe_key("file_path", file_path).map_err(HandlerError::permanent)?;
+    fields::safe_key("permanent_path", permanent_path).map_err(HandlerError::permanent)?;
+    let expected = file_path
+        .strip_prefix("uploads/")
+        .map(|rest| format!("files/{rest}"));
+    if expected.as_deref() != Some(permanent_path) {
+        return Err(HandlerError::permanent(format!(
+            "permanent_path {permanent_path:?} does not belong to {file_path:?}"
+        )));
+    }
+    match deps.storage.move_object(file_path, permanent_path).await {
+        Ok(()) => {}
+        Err(StorageError::NotFound(_)) => {
+            return Err(HandlerError::permanent(format!(
+                "{file_path} is gone and {permanent_path} does not exist"
+            )));
+        }
+        Err(error) => return Err(HandlerError::retryable(error)),
+    }
+    deps.emit(
+        &deps.topics.upload_received,
+        json!({
+            "user_id": user_id,
+            "email": fields::optional(f, "email"),
+            "file_path": file_path,
+            "file_name": file_name,
+            "file_size": file_size,
+            "media_type": media_type,
+            "upload_time": upload_time,
+            "permanent_path": permanent_path,
+            "retry_count": fields::retry_count(f) + 1,
+        }),
+    )
+    .await
+}

@@ -1,0 +1,72 @@
+//! `public.media.upload.approved` → presigned PUT → `public.media.upload.signed`.
+//!
+//! The object key is `uploads/<user_id>/<uuid>/<file_name>` where the uuid is derived from the
+//! `request_id` (UUID v5), so a redelivered approval yields the same key: the TTL and move sagas,
+//! keyed by that path, see one upload, not two.
+
+use serde_json::json;
+use substrate::kafka::HandlerError;
+
+use super::Deps;
+use crate::fields::{self, Fields};
+
+/// Namespace of the request-derived upload ids (a fixed, random UUID).
+const UPLOAD_NAMESPACE: uuid::Uuid = uuid::uuid!("5f0c3a52-8a5e-4f1e-9a4e-1f6c0d2b7e11");
+
+/// The deterministic staging key of an approved upload.
+pub fn upload_key(user_id: &str, request_id: &str, file_name: &str) -> String {
+    let id = uuid::Uuid::new_v5(&UPLOAD_NAMESPACE, request_id.as_bytes());
+    format!("uploads/{user_id}/{id}/{file_name}")
+}
+
+/// Handles one approval.
+pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
+    // Without a user and a request id there is nobody to tell: dead-letter.
+    let user_id = fields::required(f, "user_id").map_err(HandlerError::permanent)?;
+    let request_id = fields::required(f, "request_id").map_err(HandlerError::permanent)?;
+    fields::safe_segment("user_id", user_id).map_err(HandlerError::permanent)?;
+    let checked = fields::required(f, "file_name")
+        .and_then(|name| fields::safe_segment("file_name", name).map(|()| name))
+        .and_then(|name| fields::required(f, "media_type").map(|media_type| (name, media_type)));
+    let (file_name, media_type) = match checked {
+        Ok(valid) => valid,
+        Err(invalid) => {
+            tracing::warn!(%invalid, request_id, "upload approval rejected");
+            return deps
+                .emit(
+                    &deps.topics.upload_rejected,
+                    json!({
+                        "user_id": user_id,
+                        "file_name": fields::optional(f, "file_name"),
+                        "media_type": fields::optional(f, "media_type"),
+                        "file_size": fields::integer(f, "file_size").unwrap_or(0),
+                        "request_id": request_id,
+                        "reason": "invalid_request",
+                        "rejected_time": substrate::time::now_rfc3339(),
+                    }),
+                )
+                .await;
+        }
+    };
+    let key = upload_key(user_id, request_id, file_name);
+    // Presigning is local; a failure means broken configuration, which a retry after a fix
+    // (or restart) resolves without losing the approval.
+    let upload_url = deps
+        .storage
+        .presign_put(&key, media_type, deps.upload_expiry())
+        .await
+        .map_err(HandlerError::retryable)?;
+    deps.emit(
+        &deps.topics.upload_signed,
+        json!({
+            "user_id": user_id,
+            "file_path": key,
+            "file_name": file_name,
+            "upload_url": upload_url,
+            "expires_in": deps.media.upload_url_expiry_secs,
+            "request_id": request_id,
+            "signed_time": substrate::time::now_rfc3339(),
+        }),
+    )
+    .await
+}

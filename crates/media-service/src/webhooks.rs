@@ -1,0 +1,394 @@
+//! MinIO bucket-notification webhooks.
+//!
+//! `/webhooks/media-upload` (prefix `uploads/`): for **every** created object in the POST,
+//! produce `internal.media.upload.received` (acknowledged) and move the object to `files/…`
+//! (bounded by a timeout; a failed move is retried by the move saga). `/webhooks/file-ready`
+//! (prefix `files/`): produce `internal.media.file.ready` for every created object.
+//!
+//! MinIO redelivers on any non-2xx answer, so a produce failure answers 500 and the whole POST
+//! comes back; the downstream sagas key by path, so a repeated event is harmless. Requests must
+//! carry `Authorization: Bearer <token>` (MinIO's webhook `auth_token`); without a configured
+//! token every webhook is refused unless `webhook.require_token` is off (local development).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use substrate::http::json_error;
+use subtle::ConstantTimeEq;
+
+use crate::configuration::Topics;
+use crate::edges::{EventSink, ObjectStore};
+use crate::fields;
+
+/// What the webhook handlers need.
+#[derive(Debug, Clone)]
+pub struct WebhookState {
+    /// Where events go.
+    pub events: Arc<dyn EventSink>,
+    /// For the `uploads/` → `files/` move.
+    pub storage: Arc<dyn ObjectStore>,
+    /// Topic names.
+    pub topics: Arc<Topics>,
+    /// Only notifications about this bucket are processed.
+    pub bucket: String,
+    /// Expected bearer token.
+    pub token: Option<SecretString>,
+    /// Refuse all webhooks when no token is configured.
+    pub require_token: bool,
+    /// Bound of the synchronous move.
+    pub move_timeout: Duration,
+}
+
+/// The webhook routes (POST only; other methods get 405 JSON).
+pub fn router(state: WebhookState, body_limit: usize) -> Router {
+    Router::new()
+        .route("/webhooks/media-upload", post(media_upload))
+        .route("/webhooks/file-ready", post(file_ready))
+        .method_not_allowed_fallback(|| async {
+            json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            )
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Notification {
+    #[serde(default)]
+    records: Vec<Record>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Record {
+    #[serde(default, rename = "eventname")]
+    event_name: Option<String>,
+    #[serde(default, rename = "eventtime")]
+    event_time: Option<String>,
+    s3: S3Entity,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3Entity {
+    #[serde(default)]
+    bucket: Option<BucketEntity>,
+    object: ObjectEntity,
+}
+
+#[derive(Debug, Deserialize)]
+struct BucketEntity {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ObjectEntity {
+    key: String,
+    #[serde(default)]
+    size: i64,
+    #[serde(default, rename = "contenttype")]
+    content_type: Option<String>,
+    #[serde(default, rename = "usermetadata")]
+    user_metadata: Option<HashMap<String, String>>,
+}
+
+/// A created object from a notification, with its key decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedObject {
+    /// Decoded object key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Content type (or empty).
+    pub content_type: String,
+    /// Uploader's email from the object metadata (or empty).
+    pub email: String,
+    /// Event time (or now).
+    pub event_time: String,
+}
+
+/// Keys are matched case-insensitively, as MinIO clients have always done.
+fn lowercase_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.to_lowercase(), lowercase_keys(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(lowercase_keys).collect()),
+        other => other,
+    }
+}
+
+/// Decodes a MinIO key (Go's `url.QueryUnescape`: `%XX` and `+` → space); a key that does not
+/// decode is used as is.
+pub fn query_unescape(key: &str) -> String {
+    let plus_as_space = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space)
+        .decode_utf8()
+        .map(|decoded| decoded.into_owned())
+        .unwrap_or_else(|_| key.to_owned())
+}
+
+/// The created objects of a notification body that belong to `bucket`.
+pub fn created_objects(body: &[u8], bucket: &str) -> Result<Vec<CreatedObject>, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let notification: Notification =
+        serde_json::from_value(lowercase_keys(value)).map_err(|e| e.to_string())?;
+    Ok(notification
+        .records
+        .into_iter()
+        .filter(|r| {
+            r.event_name
+                .as_deref()
+                .is_none_or(|name| name.starts_with("s3:ObjectCreated:"))
+        })
+        .filter(|r| {
+            r.s3.bucket
+                .as_ref()
+                .and_then(|b| b.name.as_deref())
+                .is_none_or(|name| name == bucket)
+        })
+        .map(|r| {
+            let metadata = r.s3.object.user_metadata.unwrap_or_default();
+            let email = metadata
+                .get("email")
+                .or_else(|| metadata.get("x-amz-meta-email"))
+                .cloned()
+                .unwrap_or_default();
+            CreatedObject {
+                key: query_unescape(&r.s3.object.key),
+                size: r.s3.object.size,
+                content_type: r.s3.object.content_type.unwrap_or_default(),
+                email,
+                event_time: r
+                    .event_time
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(substrate::time::now_rfc3339),
+            }
+        })
+        .collect())
+}
+
+fn authorized(state: &WebhookState, headers: &HeaderMap) -> bool {
+    let Some(expected) = state
+        .token
+        .as_ref()
+        .map(|t| t.expose_secret())
+        .filter(|t| !t.is_empty())
+    else {
+        return !state.require_token;
+    };
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
+}
+
+fn unauthorized() -> Response {
+    json_error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or invalid webhook token",
+    )
+}
+
+fn produce_failed(error: impl std::fmt::Display) -> Response {
+    tracing::error!(%error, "webhook event not produced; the object store will redeliver");
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "produce_failed",
+        "Failed to produce event",
+    )
+}
+
+/// The upload event for an object under `uploads/<user>/<id>/<name>`, or `None` for other keys.
+pub fn upload_received(object: &CreatedObject) -> Option<Value> {
+    let rest = object.key.strip_prefix("uploads/")?;
+    let segments: Vec<&str> = object.key.split('/').collect();
+    if segments.len() < 4 || fields::safe_key("key", &object.key).is_err() {
+        return None;
+    }
+    let content_type = if object.content_type.is_empty() {
+        "application/octet-stream"
+    } else {
+        &object.content_type
+    };
+    Some(json!({
+        "user_id": segments[1],
+        "email": object.email,
+        "file_path": object.key,
+        "file_name": segments[segments.len() - 1],
+        "file_size": object.size,
+        "media_type": content_type,
+        "upload_time": object.event_time,
+        "permanent_path": format!("files/{rest}"),
+        "retry_count": 0,
+    }))
+}
+
+async fn media_upload(
+    State(state): State<WebhookState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let objects = match created_objects(&body, &state.bucket) {
+        Ok(objects) => objects,
+        Err(error) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("Invalid event format: {error}"),
+            );
+        }
+    };
+    let mut processed = 0;
+    for object in &objects {
+        let Some(event) = upload_received(object) else {
+            tracing::info!(key = %object.key, "not an upload key; skipped");
+            continue;
+        };
+        if let Err(error) = state
+            .events
+            .send(&state.topics.upload_received, &event)
+            .await
+        {
+            return produce_failed(error);
+        }
+        processed += 1;
+        let (from, to) = (
+            object.key.clone(),
+            event["permanent_path"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        match tokio::time::timeout(state.move_timeout, state.storage.move_object(&from, &to)).await
+        {
+            Ok(Ok(())) => tracing::info!(src = %from, dst = %to, "upload moved"),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, src = %from, "move failed; the move saga will retry")
+            }
+            Err(_) => tracing::warn!(src = %from, "move timed out; the move saga will retry"),
+        }
+    }
+    if processed == 0 {
+        return (StatusCode::OK, "No processable upload records").into_response();
+    }
+    StatusCode::OK.into_response()
+}
+
+async fn file_ready(
+    State(state): State<WebhookState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let objects = match created_objects(&body, &state.bucket) {
+        Ok(objects) => objects,
+        Err(error) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("Invalid event format: {error}"),
+            );
+        }
+    };
+    let mut processed = 0;
+    for object in objects.iter().filter(|o| o.key.starts_with("files/")) {
+        let event = json!({
+            "file_path": object.key,
+            "file_size": object.size,
+            "upload_time": object.event_time,
+        });
+        if let Err(error) = state.events.send(&state.topics.file_ready, &event).await {
+            return produce_failed(error);
+        }
+        processed += 1;
+    }
+    if processed == 0 {
+        return (StatusCode::OK, "No processable file-ready records").into_response();
+    }
+    StatusCode::OK.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_decode_like_go_query_unescape() {
+        assert_eq!(
+            query_unescape("uploads%2Fu%2F1%2Fmy+photo+%281%29.jpg"),
+            "uploads/u/1/my photo (1).jpg"
+        );
+        assert_eq!(query_unescape("files%2F%C3%BC.png"), "files/ü.png");
+        assert_eq!(query_unescape("a%2Bb"), "a+b");
+        assert_eq!(
+            query_unescape("bad%ff"),
+            "bad%ff",
+            "undecodable keys are kept"
+        );
+    }
+
+    #[test]
+    fn every_created_record_of_the_bucket_is_returned() {
+        let body = br#"{"EventName":"s3:ObjectCreated:Put","Records":[
+          {"eventName":"s3:ObjectCreated:Put","eventTime":"2026-02-25T10:00:00.000Z","s3":{"bucket":{"name":"media-uploads"},"object":{"key":"uploads%2Fu%2F1%2Fa.jpg","size":5,"contentType":"image/jpeg","userMetadata":{"X-Amz-Meta-Email":"a@b.c"}}}},
+          {"eventName":"s3:ObjectRemoved:Delete","s3":{"bucket":{"name":"media-uploads"},"object":{"key":"uploads%2Fu%2F1%2Fb.jpg"}}},
+          {"eventName":"s3:ObjectCreated:Copy","s3":{"bucket":{"name":"other"},"object":{"key":"uploads%2Fu%2F1%2Fc.jpg"}}},
+          {"S3":{"Object":{"Key":"uploads%2Fu%2F2%2Fd.jpg","Size":7}}}
+        ]}"#;
+        let objects = created_objects(body, "media-uploads").unwrap_or_default();
+        let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["uploads/u/1/a.jpg", "uploads/u/2/d.jpg"]);
+        assert_eq!(objects[0].email, "a@b.c");
+        assert_eq!(objects[1].size, 7, "key matching is case-insensitive");
+        assert!(created_objects(b"not json", "b").is_err());
+    }
+
+    #[test]
+    fn upload_events_derive_user_name_and_permanent_path_from_the_key() {
+        let object = CreatedObject {
+            key: "uploads/user-123/uuid-1/my photo.jpg".into(),
+            size: 204_800,
+            content_type: String::new(),
+            email: String::new(),
+            event_time: "t".into(),
+        };
+        let event = upload_received(&object).unwrap_or_default();
+        assert_eq!(event["user_id"], "user-123");
+        assert_eq!(event["file_name"], "my photo.jpg");
+        assert_eq!(
+            event["permanent_path"],
+            "files/user-123/uuid-1/my photo.jpg"
+        );
+        assert_eq!(event["media_type"], "application/octet-stream");
+        assert_eq!(event["retry_count"], 0);
+        for key in ["other/file.txt", "uploads/u/x.jpg", "uploads/u/../x/y.jpg"] {
+            let other = CreatedObject {
+                key: key.into(),
+                ..object.clone()
+            };
+            assert!(upload_received(&other).is_none(), "{key}");
+        }
+    }
+}

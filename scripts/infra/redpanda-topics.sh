@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Topics, their Iceberg settings and the Avro schemas of the platform. Idempotent: existing
+# topics are kept (their settings re-applied), and registering an identical schema again
+# returns its existing id. Run by the `redpanda-topics-init` container of docker-compose.yml
+# (after redpanda-auth.sh and once the Schema Registry is up).
+#
+# Every avro/**/*.avsc is one topic: its path under avro/ with / replaced by . and without
+# .avsc; its schema is registered under <topic>-value. Topics without a schema: the echo
+# topic (Flink registers its own schema) and the message-consumer's dead-letter topic.
+#
+# Environment:
+#   AVRO_DIR            the avro/ directory                     (/avro)
+#   RPK_BROKERS         Kafka listener                           (redpanda:29092)
+#   REGISTRY_HOSTS      Schema Registry host:port                (schema-registry:8081)
+#   SUPERUSER_PASSWORD  password of `superuser`                  (superuser-local-pw)
+#   TOPIC_PARTITIONS    partitions of a new topic                (1)
+#   MESSAGE_TOPIC_PARTITIONS  partitions of public.user.message.events, the topic the
+#                       message-consumer scales out on           (3)
+set -euo pipefail
+shopt -s globstar nullglob
+
+avro_dir="${AVRO_DIR:-/avro}"
+brokers="${RPK_BROKERS:-redpanda:29092}"
+registry="${REGISTRY_HOSTS:-schema-registry:8081}"
+partitions="${TOPIC_PARTITIONS:-1}"
+message_partitions="${MESSAGE_TOPIC_PARTITIONS:-3}"
+message_topic=public.user.message.events
+
+# Subjects whose schemas may change in any way: Flink registers its own schema for the
+# topics it writes (spec 1.3, plus the two Flink-written subjects the original missed).
+compatibility_none=(
+    internal.platform.unified.events
+    public.media.upload.approved
+    public.media.upload.rejected
+    public.media.download.rejected
+    public.media.upload.confirmed
+    internal.media.upload.dead-letter
+    internal.media.delete.dead-letter
+    public.media.expired.events
+    internal.media.upload.retry
+)
+
+log() { printf 'redpanda-topics: %s\n' "$*" >&2; }
+
+krpk() {
+    rpk "$@" -X "brokers=$brokers" -X user=superuser \
+        -X "pass=${SUPERUSER_PASSWORD:-superuser-local-pw}" -X sasl.mechanism=SCRAM-SHA-256
+}
+rrpk() { rpk "$@" -X "registry.hosts=$registry"; }
+
+declare -A schema_of=()
+for file in "$avro_dir"/**/*.avsc; do
+    relative="${file#"$avro_dir"/}"
+    topic="${relative%.avsc}"
+    schema_of["${topic//\//.}"]="$file"
+done
+if [[ ${#schema_of[@]} -eq 0 ]]; then
+    log "no .avsc files under $avro_dir"
+    exit 1
+fi
+
+existing="$(krpk topic list 2>/dev/null | awk 'NR > 1 { print $1 }')"
+ensure_topic() {
+    local topic="$1" count="$2"
+    if grep -qx "$topic" <<<"$existing"; then
+        log "topic $topic exists"
+    else
+        krpk topic create "$topic" --partitions "$count" --replicas 1 >/dev/null
+        log "topic $topic created ($count partition(s))"
+    fi
+}
+
+# Iceberg: Confluent-framed Avro topics are translated with their registered schema; the
+# dead-letter topic holds raw (possibly malformed) bytes, so it is stored as key/value.
+for topic in "${!schema_of[@]}" internal.identity.login.echo; do
+    count="$partitions"
+    [[ "$topic" == "$message_topic" ]] && count="$message_partitions"
+    ensure_topic "$topic" "$count"
+    krpk topic alter-config "$topic" --set redpanda.iceberg.mode=value_schema_id_prefix >/dev/null
+done
+ensure_topic internal.user.message.dead-letter "$partitions"
+krpk topic alter-config internal.user.message.dead-letter --set redpanda.iceberg.mode=key_value >/dev/null
+
+for topic in $(printf '%s\n' "${!schema_of[@]}" | sort); do
+    rrpk registry schema create "$topic-value" --schema "${schema_of[$topic]}" --type avro >/dev/null
+    log "schema $topic-value registered"
+done
+for topic in "${compatibility_none[@]}"; do
+    rrpk registry compatibility-level set "$topic-value" --level NONE >/dev/null
+done
+log "compatibility NONE on ${#compatibility_none[@]} subject(s)"
