@@ -37,7 +37,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AVRO_DIR = REPO_ROOT / "avro"
 
-EXTRA_TOPICS = ("internal.identity.login.echo", "internal.user.message.dead-letter")
+EXTRA_TOPICS = (
+    "internal.identity.login.echo",
+    "internal.user.message.dead-letter",
+    "internal.media.consumer.dead-letter",
+)
 
 # Topics whose value schemas may change in any way (compatibility NONE).
 COMPATIBILITY_NONE = (

@@ -57,11 +57,10 @@ pub fn integer(fields: &Fields, field: &'static str) -> Result<i64, Invalid> {
 }
 
 /// `retry_count` as the original read it: any integer representation, otherwise 0; negative
-/// values count as 0.
+/// values count as 0 and values beyond `u32` saturate (so they dead-letter rather than loop).
 pub fn retry_count(fields: &Fields) -> u32 {
     integer(fields, "retry_count")
-        .ok()
-        .and_then(|n| u32::try_from(n.max(0)).ok())
+        .map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX))
         .unwrap_or(0)
 }
 
@@ -123,7 +122,8 @@ mod tests {
             (json!({"retry_count": 2}), 2),
             (json!({"retry_count": 2.0}), 2),
             (json!({"retry_count": "1"}), 1),
-            (json!({"retry_count": 3_000_000_000i64}), 0),
+            (json!({"retry_count": 3_000_000_000i64}), 3_000_000_000),
+            (json!({"retry_count": 5_000_000_000i64}), u32::MAX),
             (json!({"retry_count": -4}), 0),
             (json!({"retry_count": "x"}), 0),
             (json!({"retry_count": null}), 0),

@@ -1,3 +1,9 @@
-//! The media-service built as in production (`Application::build`) on a free port.
+//! The media-service: handlers and webhooks over fakes (`handlers`, `webhooks`), and the
+//! production build against the real broker, registry, Postgres and object store (`health`,
+//! `stack`).
 
+mod fakes;
+mod handlers;
 mod health;
+mod stack;
+mod webhooks;

@@ -1,0 +1,523 @@
+//! The media-service against real parts: broker, registry, Postgres, and its own local object
+//! store process (with MinIO-style webhooks pointed at this service).
+
+use std::collections::HashMap;
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use media_service::configuration::{Settings, Topics};
+use media_service::startup::Application;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use substrate::avro::{AvroCodec, SchemaRegistry};
+use substrate::kafka::{EventPublisher, InboundMessage, KafkaPublisher, OutboundRecord};
+use substrate::s3::S3Settings;
+use substrate::testing::{TestDatabase, TestStack, eventually, unique};
+use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "webhook-token-for-tests";
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The local object store binary, built by the workspace test run.
+fn objectstore_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap_or_else(|| panic!("no target dir"));
+    let binary = dir.join("local-objectstore");
+    assert!(
+        binary.exists(),
+        "{} missing: run the workspace tests (cargo builds it)",
+        binary.display()
+    );
+    binary
+}
+
+struct Store {
+    port: u16,
+    root: PathBuf,
+    webhooks: String,
+    child: Option<Child>,
+}
+
+impl Store {
+    fn spawn(&mut self) {
+        let child = Command::new(objectstore_binary())
+            .args([
+                "--root",
+                &self.root.to_string_lossy(),
+                "--port",
+                &self.port.to_string(),
+                "--bucket",
+                "media-uploads",
+            ])
+            .args([
+                "--webhook",
+                &format!("uploads/={}/webhooks/media-upload", self.webhooks),
+            ])
+            .args([
+                "--webhook",
+                &format!("files/={}/webhooks/file-ready", self.webhooks),
+            ])
+            .args(["--webhook-token", TOKEN])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.child = Some(child);
+    }
+
+    async fn start(&mut self) {
+        self.spawn();
+        let port = self.port;
+        let up = eventually(Duration::from_secs(20), || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        assert!(up, "object store did not start");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn settings(&self) -> S3Settings {
+        S3Settings {
+            endpoint: format!("127.0.0.1:{}", self.port),
+            public_endpoint: format!("127.0.0.1:{}", self.port),
+            ..S3Settings::default()
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Fixture {
+    stack: TestStack,
+    db: TestDatabase,
+    topics: Topics,
+    codec: AvroCodec,
+    publisher: KafkaPublisher,
+    store: Store,
+    shutdown: CancellationToken,
+    service: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn contract(topic: &str) -> String {
+    let mut parts = topic.splitn(3, '.');
+    let (a, b, rest) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let path = format!(
+        "{}/../../avro/{a}/{b}/{rest}.avsc",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+impl Fixture {
+    /// Everything up and running; `retry_base_ms` is the delete retry base delay.
+    async fn start(retry_base_ms: u64) -> Self {
+        let stack = TestStack::from_env();
+        let registry =
+            Arc::new(SchemaRegistry::new(&stack.registry).unwrap_or_else(|e| panic!("{e}")));
+        let defaults = Topics::default();
+        let mut names: HashMap<String, String> = HashMap::new();
+        for base in [
+            &defaults.upload_approved,
+            &defaults.upload_signed,
+            &defaults.upload_rejected,
+            &defaults.download_intent,
+            &defaults.download_signed,
+            &defaults.download_rejected,
+            &defaults.delete_intent,
+            &defaults.delete_events,
+            &defaults.delete_rejected,
+            &defaults.delete_retry,
+            &defaults.delete_dead_letter,
+            &defaults.upload_retry,
+            &defaults.upload_received,
+            &defaults.file_ready,
+            &defaults.expired,
+        ] {
+            let topic = unique(&format!("ms.{base}"));
+            stack.create_topics(&[&topic]).await;
+            registry
+                .register_for_topic(&topic, &contract(base))
+                .await
+                .unwrap_or_else(|e| panic!("{topic}: {e}"));
+            names.insert(base.clone(), topic);
+        }
+        let t = |base: &String| names[base].clone();
+        let topics = Topics {
+            upload_approved: t(&defaults.upload_approved),
+            upload_signed: t(&defaults.upload_signed),
+            upload_rejected: t(&defaults.upload_rejected),
+            download_intent: t(&defaults.download_intent),
+            download_signed: t(&defaults.download_signed),
+            download_rejected: t(&defaults.download_rejected),
+            delete_intent: t(&defaults.delete_intent),
+            delete_events: t(&defaults.delete_events),
+            delete_rejected: t(&defaults.delete_rejected),
+            delete_retry: t(&defaults.delete_retry),
+            delete_dead_letter: t(&defaults.delete_dead_letter),
+            upload_retry: t(&defaults.upload_retry),
+            upload_received: t(&defaults.upload_received),
+            file_ready: t(&defaults.file_ready),
+            expired: t(&defaults.expired),
+        };
+        let dead_letters = unique("ms.internal.media.consumer.dead-letter");
+        stack.create_topics(&[&dead_letters]).await;
+        let db = TestDatabase::create(&stack, "media").await;
+
+        let mut store = Store {
+            port: free_port(),
+            root: std::env::temp_dir().join(unique("ms-objects")),
+            webhooks: String::new(),
+            child: None,
+        };
+        let mut settings = Settings::default();
+        settings.http.host = "127.0.0.1".into();
+        settings.http.port = 0;
+        settings.kafka = stack.kafka();
+        settings.registry = stack.registry.clone();
+        settings.postgres.url = SecretString::from(db.url.clone());
+        settings.s3 = store.settings();
+        settings.webhook.token = Some(SecretString::from(TOKEN));
+        settings.media.delete_retry_base_delay_ms = retry_base_ms;
+        settings.consumer.group_id = unique("ms-sagas");
+        settings.consumer.topics = vec![
+            topics.upload_approved.clone(),
+            topics.download_intent.clone(),
+            topics.delete_intent.clone(),
+            topics.upload_retry.clone(),
+            topics.expired.clone(),
+        ];
+        settings.consumer.dead_letter_topic = dead_letters.clone();
+        settings.consumer.retry_initial_backoff_ms = 100;
+        settings.consumer.retry_max_backoff_ms = 1_000;
+        settings.retry_consumer.group_id = unique("ms-retries");
+        settings.retry_consumer.topics = vec![topics.delete_retry.clone()];
+        settings.retry_consumer.dead_letter_topic = dead_letters;
+        settings.topics = topics.clone();
+
+        let app = Application::build(settings)
+            .await
+            .unwrap_or_else(|e| panic!("build: {e}"));
+        store.webhooks = format!("http://127.0.0.1:{}", app.port());
+        store.start().await;
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let service = tokio::spawn(async move {
+            app.run_until_stopped(token)
+                .await
+                .unwrap_or_else(|e| panic!("media-service: {e}"));
+        });
+        Self {
+            publisher: KafkaPublisher::new(&stack.kafka()).unwrap_or_else(|e| panic!("{e}")),
+            codec: AvroCodec::new(registry),
+            stack,
+            db,
+            topics,
+            store,
+            shutdown,
+            service: Some(service),
+        }
+    }
+
+    async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(service) = self.service.take() {
+            tokio::time::timeout(Duration::from_secs(30), service)
+                .await
+                .unwrap_or_else(|_| panic!("media-service did not stop"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    async fn produce(&self, topic: &str, event: Value) {
+        let bytes = self
+            .codec
+            .encode_json(topic, &event)
+            .await
+            .unwrap_or_else(|e| panic!("{topic}: {e}"));
+        self.publisher
+            .publish(OutboundRecord::new(topic, bytes))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    async fn read(
+        &self,
+        topic: &str,
+        count: usize,
+        within: Duration,
+    ) -> Vec<(InboundMessage, Value)> {
+        let mut out = Vec::new();
+        for message in self.stack.read_topic(topic, count, within).await {
+            let decoded = self
+                .codec
+                .decode(message.payload.as_deref().unwrap_or_default())
+                .await
+                .unwrap_or_else(|e| panic!("{topic}: {e}"));
+            out.push((message, decoded.to_json()));
+        }
+        out
+    }
+
+    async fn insert_file(&self, user: &str, path: &str, bytes: &[u8]) {
+        sqlx::query(
+            "insert into public.media_files (user_id, file_name, file_path, file_size, media_type, upload_time)
+             values ($1, 'doc.pdf', $2, $3, 'application/pdf', '2026-02-25T10:00:00Z')",
+        )
+        .bind(user)
+        .bind(path)
+        .bind(bytes.len() as i64)
+        .execute(&self.db.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        self.store
+            .settings()
+            .internal_client()
+            .put_object()
+            .bucket("media-uploads")
+            .key(path)
+            .body(bytes.to_vec().into())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    async fn object_exists(&self, key: &str) -> bool {
+        self.store
+            .settings()
+            .internal_client()
+            .head_object()
+            .bucket("media-uploads")
+            .key(key)
+            .send()
+            .await
+            .is_ok()
+    }
+
+    async fn status(&self, user: &str, path: &str) -> Option<String> {
+        sqlx::query_scalar(
+            "select status from public.media_files where user_id = $1 and file_path = $2",
+        )
+        .bind(user)
+        .bind(path)
+        .fetch_optional(&self.db.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upload_saga_runs_end_to_end_on_real_parts() {
+    let f = Fixture::start(1_000).await;
+
+    // Approved → signed with a URL.
+    f.produce(&f.topics.upload_approved, json!({"user_id":"user-1","file_name":"my photo.jpg","media_type":"image/jpeg","file_size":11,"request_id":"req-up-1","request_time":"2026-02-25T10:00:00Z"})).await;
+    let signed = f.read(&f.topics.upload_signed, 1, WAIT).await;
+    assert_eq!(signed.len(), 1, "upload.signed produced");
+    let signed = &signed[0].1;
+    let url = signed["upload_url"].as_str().unwrap_or_default().to_owned();
+    let file_path = signed["file_path"].as_str().unwrap_or_default().to_owned();
+
+    // A tampered URL is refused by the store; the genuine one accepts the upload (like curl -T).
+    let client = reqwest::Client::new();
+    // Same length, one hex digit changed: a well-formed but wrong signature.
+    let (head, signature) = url
+        .split_once("X-Amz-Signature=")
+        .unwrap_or_else(|| panic!("{url}"));
+    let flipped: String = signature
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 0 {
+                if c == 'a' { 'b' } else { 'a' }
+            } else {
+                c
+            }
+        })
+        .collect();
+    let tampered = format!("{head}X-Amz-Signature={flipped}");
+    let refused = client
+        .put(&tampered)
+        .header("content-type", "image/jpeg")
+        .body("hello world")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(refused.status(), 403);
+    let uploaded = client
+        .put(&url)
+        .header("content-type", "image/jpeg")
+        .body("hello world")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(uploaded.status(), 200);
+
+    // The store's webhook → upload.received → move to files/ → file-ready webhook → file.ready.
+    let received = f.read(&f.topics.upload_received, 1, WAIT).await;
+    assert_eq!(received.len(), 1, "upload.received produced");
+    let received = &received[0].1;
+    assert_eq!(
+        received["file_path"],
+        file_path.as_str(),
+        "the signed path, byte for byte"
+    );
+    assert_eq!(received["user_id"], "user-1");
+    assert_eq!(received["file_name"], "my photo.jpg");
+    assert_eq!(received["file_size"], 11);
+    let permanent = received["permanent_path"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(permanent, file_path.replacen("uploads/", "files/", 1));
+    let ready = f.read(&f.topics.file_ready, 1, WAIT).await;
+    assert_eq!(ready.len(), 1, "file.ready produced");
+    assert_eq!(ready[0].1["file_path"], permanent.as_str());
+    assert!(f.object_exists(&permanent).await, "moved into files/");
+    assert!(!f.object_exists(&file_path).await, "staging copy removed");
+    f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn downloads_are_signed_for_the_owner_and_rejected_for_others() {
+    let f = Fixture::start(1_000).await;
+    f.insert_file("owner", "files/owner/x/doc.pdf", b"%PDF-bytes")
+        .await;
+    f.produce(&f.topics.download_intent, json!({"user_id":"owner","file_path":"files/owner/x/doc.pdf","request_id":"rd-1","request_time":"t"})).await;
+    f.produce(&f.topics.download_intent, json!({"user_id":"intruder","file_path":"files/owner/x/doc.pdf","request_id":"rd-2","request_time":"t"})).await;
+
+    let signed = f.read(&f.topics.download_signed, 1, WAIT).await;
+    assert_eq!(signed.len(), 1);
+    assert_eq!(signed[0].1["request_id"], "rd-1");
+    let url = signed[0].1["download_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let body = reqwest::get(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .bytes()
+        .await
+        .unwrap_or_default();
+    assert_eq!(&body[..], b"%PDF-bytes", "the URL returns the bytes");
+    let rejected = f.read(&f.topics.download_rejected, 1, WAIT).await;
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(
+        (
+            rejected[0].1["request_id"].as_str(),
+            rejected[0].1["reason"].as_str()
+        ),
+        (Some("rd-2"), Some("not_found"))
+    );
+    f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deletes_soft_delete_notify_and_remove_and_survive_a_store_outage() {
+    let mut f = Fixture::start(500).await;
+    f.insert_file("owner", "files/owner/a/doc.pdf", b"a").await;
+    f.insert_file("owner", "files/owner/b/doc.pdf", b"b").await;
+
+    // With the store up: row deleted, event out, object gone.
+    f.produce(&f.topics.delete_intent, json!({"user_id":"owner","file_path":"files/owner/a/doc.pdf","request_id":"del-a","request_time":"t"})).await;
+    let deleted = f.read(&f.topics.delete_events, 1, WAIT).await;
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].1["file_size"], 1);
+    assert_eq!(
+        f.status("owner", "files/owner/a/doc.pdf").await.as_deref(),
+        Some("deleted")
+    );
+    assert!(!f.object_exists("files/owner/a/doc.pdf").await);
+
+    // With the store down: retries with growing delays, then the dead letter.
+    f.store.stop();
+    f.produce(&f.topics.delete_intent, json!({"user_id":"owner","file_path":"files/owner/b/doc.pdf","request_id":"del-b","request_time":"t"})).await;
+    let retries = f.read(&f.topics.delete_retry, 4, WAIT).await;
+    let counts: Vec<i64> = retries
+        .iter()
+        .map(|(_, v)| v["retry_count"].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(counts, [0, 1, 2, 3]);
+    let dead = f.read(&f.topics.delete_dead_letter, 1, WAIT).await;
+    assert_eq!(dead.len(), 1, "dead-lettered after the cap");
+    assert_eq!(dead[0].1["retry_count"], 3);
+    assert!(
+        dead[0].1["failure_reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty())
+    );
+    let stamps: Vec<i64> = retries
+        .iter()
+        .chain(dead.iter())
+        .map(|(m, _)| m.timestamp_ms.unwrap_or_default())
+        .collect();
+    let gaps: Vec<i64> = stamps.windows(2).map(|w| w[1] - w[0]).collect();
+    // Retry n waits base × 2ⁿ after its failure (failed_at has whole seconds, hence the slack).
+    assert!(gaps[3] > gaps[0], "delays grow: {gaps:?}");
+    assert!(
+        stamps[4] - stamps[0] >= 7_500 - 1_100,
+        "the four waits (0.5+1+2+4 s) were honoured: {gaps:?}"
+    );
+    f.store.start().await;
+    f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_succeeds_once_the_store_is_back() {
+    let mut f = Fixture::start(4_000).await;
+    f.insert_file("owner", "files/owner/c/doc.pdf", b"c").await;
+    f.store.stop();
+    f.produce(&f.topics.delete_intent, json!({"user_id":"owner","file_path":"files/owner/c/doc.pdf","request_id":"del-c","request_time":"t"})).await;
+    let first = f.read(&f.topics.delete_retry, 1, WAIT).await;
+    assert_eq!(first.len(), 1, "the failed removal was scheduled");
+    f.store.start().await;
+    let gone = eventually(WAIT, || async {
+        !f.object_exists("files/owner/c/doc.pdf").await
+    })
+    .await;
+    assert!(gone, "the retry removed the object");
+    // Wait past the point where a second retry would have been produced.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        f.read(&f.topics.delete_retry, 2, Duration::from_secs(3))
+            .await
+            .len(),
+        1,
+        "no further retries"
+    );
+    assert!(
+        f.read(&f.topics.delete_dead_letter, 1, Duration::from_secs(2))
+            .await
+            .is_empty()
+    );
+    f.stop().await;
+}
