@@ -45,9 +45,12 @@ impl EventSink for FakeSink {
     }
 }
 
+/// (method, key, bound content type, expiry) of one presigning call.
+pub type Presigned = (String, String, Option<String>, Duration);
+
 #[derive(Debug, Default)]
 pub struct FakeStorage {
-    pub presigned: Mutex<Vec<(String, String, Option<String>, Duration)>>,
+    pub presigned: Mutex<Vec<Presigned>>,
     pub removed: Mutex<Vec<String>>,
     pub moved: Mutex<Vec<(String, String)>>,
     pub fail_presign: Mutex<bool>,
