@@ -428,7 +428,8 @@ def kafka_source_options(
     topic: str, group: str, environ: Mapping[str, str] | None = None
 ) -> list[tuple[str, str]]:
     """Options of a Kafka source table (Flink 2.x Kafka connector, avro-confluent values):
-    committed group offsets, earliest only for a group without any."""
+    committed group offsets, earliest only for a group without any; only committed records
+    of transactional producers (the exactly-once Flink sinks), never aborted ones."""
     return [
         ("connector", "kafka"),
         ("topic", topic),
@@ -436,6 +437,7 @@ def kafka_source_options(
         ("properties.group.id", group),
         ("scan.startup.mode", "group-offsets"),
         ("properties.auto.offset.reset", "earliest"),
+        ("properties.isolation.level", "read_committed"),
         ("value.format", "avro-confluent"),
         ("value.avro-confluent.url", setting("SCHEMA_REGISTRY_URL", environ)),
         *sasl_options(environ),

@@ -36,14 +36,6 @@ from flink_jobs.sql_runner import (  # noqa: E402  (after the sys.path set-up ab
 #: to these modules).
 CODE_DIRS = (os.path.join(REPO_DIR, "pyflink_jobs"), os.path.join(REPO_DIR, "flink_jobs"))
 
-__all__ = [
-    "Column",
-    "ConfigError",
-    "columns",
-    "setting",
-]
-
-
 # --------------------------------------------------------------------------------------------
 # Schemas (Flink column lists of the Avro records in avro/)
 

@@ -166,6 +166,7 @@ def test_source_options_resume_from_committed_offsets():
         "properties.group.id": "group-a",
         "scan.startup.mode": "group-offsets",
         "properties.auto.offset.reset": "earliest",
+        "properties.isolation.level": "read_committed",
         "value.format": "avro-confluent",
         "value.avro-confluent.url": "http://host.docker.internal:8081",
     }

@@ -9,7 +9,7 @@
 #   RPK_ADMIN     admin API used to manage users         (redpanda:9644)
 #   <NAME>_PASSWORD for every user below, e.g. API_GATEWAY_PASSWORD, SUPERUSER_PASSWORD
 #   MESSAGE_CONSUMER_GROUP   consumer group of the message-consumer (message-consumer)
-#   MEDIA_SERVICE_GROUP      consumer group of the media-service (media-service)
+#   MEDIA_SERVICE_GROUP      prefix of the media-service's consumer groups (media-service)
 #   FLINK_TRANSACTIONAL_ID_PREFIX  transactional.id prefix of the Flink Kafka sinks (event-substrate)
 set -euo pipefail
 
@@ -92,10 +92,12 @@ acl message-consumer read,describe --group "$message_group" "${literal[@]}"
 acl message-consumer write,describe --topic internal.user.message.dead-letter "${literal[@]}"
 acl message-consumer idempotent_write --cluster
 
-# media-service: consumes and produces the media saga topics.
+# media-service: consumes and produces the media saga topics, dead-letters to
+# internal.media.consumer.dead-letter.
 acl media-service read,write,describe --topic public.media. "${prefixed[@]}"
 acl media-service read,write,describe --topic internal.media. "${prefixed[@]}"
-acl media-service read,describe --group "$media_group" "${literal[@]}"
+# groups media-service and media-service-delete-retry
+acl media-service read,describe --group "$media_group" "${prefixed[@]}"
 acl media-service idempotent_write --cluster
 
 # flink-processor: Flink SQL and PyFlink jobs; exactly-once sinks use transactions.

@@ -6,7 +6,8 @@
 #
 # Every avro/**/*.avsc is one topic: its path under avro/ with / replaced by . and without
 # .avsc; its schema is registered under <topic>-value. Topics without a schema: the echo
-# topic (Flink registers its own schema) and the message-consumer's dead-letter topic.
+# topic (Flink registers its own schema) and the consumers' dead-letter topics, which hold
+# the original bytes of records that could not be processed.
 #
 # Environment:
 #   AVRO_DIR            the avro/ directory                     (/avro)
@@ -71,15 +72,17 @@ ensure_topic() {
 }
 
 # Iceberg: Confluent-framed Avro topics are translated with their registered schema; the
-# dead-letter topic holds raw (possibly malformed) bytes, so it is stored as key/value.
+# dead-letter topics hold raw (possibly malformed) bytes, so they are stored as key/value.
 for topic in "${!schema_of[@]}" internal.identity.login.echo; do
     count="$partitions"
     [[ "$topic" == "$message_topic" ]] && count="$message_partitions"
     ensure_topic "$topic" "$count"
     krpk topic alter-config "$topic" --set redpanda.iceberg.mode=value_schema_id_prefix >/dev/null
 done
-ensure_topic internal.user.message.dead-letter "$partitions"
-krpk topic alter-config internal.user.message.dead-letter --set redpanda.iceberg.mode=key_value >/dev/null
+for topic in internal.user.message.dead-letter internal.media.consumer.dead-letter; do
+    ensure_topic "$topic" "$partitions"
+    krpk topic alter-config "$topic" --set redpanda.iceberg.mode=key_value >/dev/null
+done
 
 for topic in $(printf '%s\n' "${!schema_of[@]}" | sort); do
     rrpk registry schema create "$topic-value" --schema "${schema_of[$topic]}" --type avro >/dev/null

@@ -21,6 +21,11 @@ requirements="$venv/requirements.txt"
 log() { printf 'processors: %s\n' "$*" >&2; }
 
 python="${PYTHON:-python3}"
+# A venv restored from a cache may point at an interpreter that no longer exists.
+if [[ -e "$venv" ]] && ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    log "$venv is broken, recreating it"
+    rm -rf "$venv"
+fi
 if [[ ! -x "$venv/bin/python" ]]; then
     log "creating $venv with $("$python" --version 2>&1)"
     "$python" -m venv "$venv"

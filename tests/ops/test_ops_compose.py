@@ -86,7 +86,12 @@ def test_media_bucket_is_private_and_staging_expires() -> None:
 def test_topics_script_covers_every_schema() -> None:
     script = (INFRA / "redpanda-topics.sh").read_text()
     assert "redpanda.iceberg.mode=value_schema_id_prefix" in script
-    assert "internal.user.message.dead-letter" in script
+    # the consumers' dead-letter topics (no schema) are created too
+    for topic in ("internal.user.message.dead-letter", "internal.media.consumer.dead-letter"):
+        assert topic in script
+    bootstrap = (opslib.REPO / "scripts" / "stack" / "bootstrap.py").read_text()
+    for extra in re.findall(r'"((?:internal|public)\.[a-z.-]+)"', bootstrap.split("EXTRA_TOPICS", 1)[1].split(")", 1)[0]):
+        assert extra in script, f"{extra} is created by the local stack but not by redpanda-topics.sh"
     none_block = script.split("compatibility_none=(", 1)[1].split(")", 1)[0].split()
     for topic in none_block:
         path = opslib.REPO / "avro" / (topic.replace(".", "/", 2) + ".avsc")

@@ -56,7 +56,7 @@ def test_dependencies_are_cooked_before_the_sources_are_copied() -> None:
 
 def test_dockerignore_keeps_the_context_small() -> None:
     lines = (opslib.REPO / ".dockerignore").read_text().split()
-    assert lines[lines.index("**")] == "**"
+    assert "**" in lines, "everything is excluded unless re-included"
     for needed in ("!Cargo.toml", "!Cargo.lock", "!crates/**", "!routes.yaml"):
         assert needed in lines
     assert "**/target" in lines

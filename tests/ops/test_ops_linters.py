@@ -8,8 +8,10 @@ import pytest
 SHELL_SCRIPTS = opslib.shell_scripts()
 
 
-def test_hadolint_dockerfile() -> None:
-    dockerfiles = opslib.repo_files("Dockerfile")
+def test_hadolint_dockerfiles() -> None:
+    """docker/Dockerfile (services) and Dockerfile.pyflink (stream processors)."""
+    dockerfiles = [p for p in opslib.repo_files("") if p.name.startswith("Dockerfile")
+                   and not p.name.endswith(".dockerignore")]
     assert dockerfiles, "no Dockerfile found"
     result = opslib.run(opslib.tool("hadolint"), "--config", ".hadolint.yaml", *dockerfiles)
     assert result.returncode == 0, result.stdout + result.stderr
