@@ -72,10 +72,13 @@ impl Application {
             .with(Arc::new(KafkaCheck::new(&settings.kafka)?))
             .with(Arc::new(RegistryCheck(registry)))
             .with(Arc::new(RoutesCheck(routes.clone())));
-        let router = crate::routes::router(
-            state,
-            substrate::health::router(readiness),
-            settings.gateway.body_limit_bytes,
+        let router = substrate::http::with_request_metrics(
+            crate::routes::router(
+                state,
+                substrate::health::router(readiness),
+                settings.gateway.body_limit_bytes,
+            ),
+            "api-gateway",
         );
         let listener = TcpListener::bind(settings.http.address()).await?;
         let port = listener.local_addr()?.port();

@@ -77,7 +77,10 @@ impl Application {
                 client: settings.s3.internal_client(),
                 bucket: settings.s3.bucket.clone(),
             }));
-        let router = webhooks.merge(substrate::health::router(readiness));
+        let router = substrate::http::with_request_metrics(
+            webhooks.merge(substrate::health::router(readiness)),
+            "media-service",
+        );
         let listener = TcpListener::bind(settings.http.address()).await?;
         let port = listener.local_addr()?.port();
         tracing::info!(port, "media-service listening");

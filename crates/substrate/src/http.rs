@@ -1,10 +1,14 @@
 //! Serving an axum router with graceful shutdown and JSON errors.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Histogram;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -53,4 +57,43 @@ pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) ->
         }),
     )
         .into_response()
+}
+
+/// Records `http.server.request.duration` (seconds, OpenTelemetry HTTP semantic conventions:
+/// `http.request.method`, `http.route`, `http.response.status_code`) for every request of
+/// `router`, on the meter named `service`.
+pub fn with_request_metrics(router: Router, service: &'static str) -> Router {
+    let duration = opentelemetry::global::meter(service)
+        .f64_histogram("http.server.request.duration")
+        .with_unit("s")
+        .with_description("Duration of HTTP server requests")
+        .build();
+    router.layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| {
+            let duration: Histogram<f64> = duration.clone();
+            async move {
+                let method = request.method().as_str().to_owned();
+                // The route template, never the raw path: paths carry ids and would explode the
+                // number of series.
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+                let started = Instant::now();
+                let response = next.run(request).await;
+                duration.record(
+                    started.elapsed().as_secs_f64(),
+                    &[
+                        KeyValue::new("http.request.method", method),
+                        KeyValue::new("http.route", route),
+                        KeyValue::new(
+                            "http.response.status_code",
+                            i64::from(response.status().as_u16()),
+                        ),
+                    ],
+                );
+                response
+            }
+        },
+    ))
 }
