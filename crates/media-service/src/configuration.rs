@@ -3,7 +3,7 @@
 use secrecy::SecretString;
 use serde::Deserialize;
 use substrate::avro::RegistrySettings;
-use substrate::config::{ConfigError, ConfigSource, HttpSettings};
+use substrate::config::{ConfigError, HttpSettings};
 use substrate::kafka::{ConsumeSettings, KafkaSettings};
 use substrate::postgres::{POSTGRES_ALIASES, PostgresSettings};
 use substrate::s3::{S3_ALIASES, S3Settings};
@@ -197,14 +197,10 @@ const ALIASES: &[(&str, &str)] = &[
 impl Settings {
     /// Loads and validates the settings from `config/` and the environment.
     pub fn load() -> Result<Self, ConfigError> {
-        let aliases: Vec<_> = POSTGRES_ALIASES
-            .iter()
-            .chain(S3_ALIASES)
-            .chain(ALIASES)
-            .copied()
-            .collect();
-        let source = ConfigSource::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config"), &aliases);
-        let settings: Self = substrate::config::load(&source)?;
+        let settings: Self = substrate::config::load_service(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+            &[POSTGRES_ALIASES, S3_ALIASES, ALIASES],
+        )?;
         settings.validate()?;
         Ok(settings)
     }

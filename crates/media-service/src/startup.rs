@@ -7,7 +7,7 @@ use axum::Router;
 use substrate::BoxError;
 use substrate::avro::{AvroCodec, SchemaRegistry};
 use substrate::health::{BucketCheck, KafkaCheck, PostgresCheck, Readiness};
-use substrate::kafka::{EventPublisher, KafkaPublisher, PerMessage, run_consumer};
+use substrate::kafka::{ConsumeSettings, EventPublisher, KafkaPublisher, PerMessage, run_consumer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -118,32 +118,32 @@ impl Application {
             stop_all.cancel();
             result.map_err(BoxError::from)
         };
-        let sagas = async {
-            let result = run_consumer(
-                &self.settings.kafka,
-                &self.settings.consumer,
-                PerMessage(router.clone()),
+        // Each loop's end (error or shutdown) stops the others too.
+        let kafka = &self.settings.kafka;
+        let consume = |consumer: &'static str, settings: &ConsumeSettings| {
+            let (router, dead_letters, meter, stop_all) = (
+                router.clone(),
                 dead_letters.clone(),
-                &meter,
+                meter.clone(),
                 stop_all.clone(),
-            )
-            .await;
-            stop_all.cancel();
-            result.map_err(BoxError::from)
+            );
+            let settings = settings.clone();
+            async move {
+                let result = run_consumer(
+                    kafka,
+                    &settings,
+                    PerMessage(router),
+                    dead_letters,
+                    &meter,
+                    stop_all.clone(),
+                )
+                .await;
+                stop_all.cancel();
+                result.map_err(|error| BoxError::from(format!("{consumer} consumer: {error}")))
+            }
         };
-        let retries = async {
-            let result = run_consumer(
-                &self.settings.kafka,
-                &self.settings.retry_consumer,
-                PerMessage(router.clone()),
-                dead_letters.clone(),
-                &meter,
-                stop_all.clone(),
-            )
-            .await;
-            stop_all.cancel();
-            result.map_err(BoxError::from)
-        };
+        let sagas = consume("saga", &self.settings.consumer);
+        let retries = consume("delete-retry", &self.settings.retry_consumer);
         let (served, consumed, retried) = tokio::join!(server, sagas, retries);
         if let Err(error) = self.publisher.flush(Duration::from_secs(5)) {
             tracing::error!(%error, "producer flush on shutdown failed");

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use substrate::avro::RegistrySettings;
-use substrate::config::{ConfigError, ConfigSource, HttpSettings};
+use substrate::config::{ConfigError, HttpSettings};
 use substrate::kafka::{ConsumeSettings, KafkaSettings};
 use substrate::postgres::{POSTGRES_ALIASES, PostgresSettings};
 use substrate::telemetry::TelemetrySettings;
@@ -55,11 +55,10 @@ impl substrate::app::ServiceSettings for Settings {
 impl Settings {
     /// Loads and validates the settings from `config/` and the environment.
     pub fn load() -> Result<Self, ConfigError> {
-        let source = ConfigSource::new(
+        let settings: Self = substrate::config::load_service(
             concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-            POSTGRES_ALIASES,
-        );
-        let settings: Self = substrate::config::load(&source)?;
+            &[POSTGRES_ALIASES],
+        )?;
         settings.validate()?;
         Ok(settings)
     }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::JsonObject;
 use crate::auth::AuthUser;
 use crate::domain;
-use crate::edges::CreditOutcome;
+use crate::edges::{CreditOutcome, FileRecord};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -51,19 +51,28 @@ pub async fn upload_url(
     })))
 }
 
+/// The caller's active file named by the body's `file_path` (404 for anyone else's).
+async fn owned_file(
+    state: &AppState,
+    user: &AuthUser,
+    body: &serde_json::Map<String, Value>,
+) -> ApiResult<FileRecord> {
+    let file_path = domain::file_path(body)?;
+    state
+        .media
+        .active_file(&user.user_id, &file_path)
+        .await
+        .map_err(ApiError::unexpected)?
+        .ok_or_else(|| ApiError::NotFound("Not found".into()))
+}
+
 /// `POST /api/v1/media/download-url`: presigned GET for the caller's own active file.
 pub async fn download_url(
     State(state): State<AppState>,
     user: AuthUser,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<Value>> {
-    let file_path = domain::file_path(&body)?;
-    let file = state
-        .media
-        .active_file(&user.user_id, &file_path)
-        .await
-        .map_err(ApiError::unexpected)?
-        .ok_or_else(|| ApiError::NotFound("Not found".into()))?;
+    let file = owned_file(&state, &user, &body).await?;
     let download_url = state
         .objects
         .presign_get(&state.bucket, &file.file_path, state.presign_expiry)
@@ -96,13 +105,7 @@ pub async fn delete(
     user: AuthUser,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<Value>> {
-    let file_path = domain::file_path(&body)?;
-    let file = state
-        .media
-        .active_file(&user.user_id, &file_path)
-        .await
-        .map_err(ApiError::unexpected)?
-        .ok_or_else(|| ApiError::NotFound("Not found".into()))?;
+    let file = owned_file(&state, &user, &body).await?;
     state
         .media
         .soft_delete(&user.user_id, &file.file_path)

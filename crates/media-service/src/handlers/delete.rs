@@ -10,26 +10,38 @@
 use serde_json::json;
 use substrate::kafka::HandlerError;
 
-use super::Deps;
+use super::{Deps, PathIntent};
 use crate::edges::FileRow;
 use crate::fields::{self, Fields};
 
 /// Handles one delete intent.
 pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
-    let user_id = fields::required(f, "user_id").map_err(HandlerError::permanent)?;
-    let request_id = fields::required(f, "request_id").map_err(HandlerError::permanent)?;
-    let file_path = match fields::required(f, "file_path")
-        .and_then(|path| fields::safe_key("file_path", path).map(|()| path))
-    {
-        Ok(path) => path,
+    let intent = PathIntent::parse(f)?;
+    let (user_id, request_id) = (intent.user_id, intent.request_id);
+    let file_path = match &intent.file_path {
+        Ok(path) => *path,
         Err(invalid) => {
             tracing::warn!(%invalid, request_id, "delete intent rejected");
             let path = fields::optional(f, "file_path");
-            return reject(deps, user_id, path, request_id, "invalid_request").await;
+            return deps
+                .reject(
+                    &deps.topics.delete_rejected,
+                    &intent,
+                    path,
+                    "invalid_request",
+                )
+                .await;
         }
     };
     let Some(row) = owned_row(deps, user_id, file_path, request_id).await? else {
-        return reject(deps, user_id, file_path, request_id, "not_found").await;
+        return deps
+            .reject(
+                &deps.topics.delete_rejected,
+                &intent,
+                file_path,
+                "not_found",
+            )
+            .await;
     };
     deps.emit(
         &deps.topics.delete_events,
@@ -96,24 +108,4 @@ async fn owned_row(
         return Ok((row.deleted_by_request_id.as_deref() == Some(request_id)).then_some(row));
     }
     Ok(None)
-}
-
-async fn reject(
-    deps: &Deps,
-    user_id: &str,
-    file_path: &str,
-    request_id: &str,
-    reason: &str,
-) -> Result<(), HandlerError> {
-    deps.emit(
-        &deps.topics.delete_rejected,
-        json!({
-            "user_id": user_id,
-            "file_path": file_path,
-            "request_id": request_id,
-            "reason": reason,
-            "rejected_time": substrate::time::now_rfc3339(),
-        }),
-    )
-    .await
 }

@@ -5,21 +5,26 @@
 use serde_json::json;
 use substrate::kafka::HandlerError;
 
-use super::Deps;
+use super::{Deps, PathIntent};
 use crate::fields::{self, Fields};
 
 /// Handles one download intent.
 pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
-    let user_id = fields::required(f, "user_id").map_err(HandlerError::permanent)?;
-    let request_id = fields::required(f, "request_id").map_err(HandlerError::permanent)?;
-    let file_path = match fields::required(f, "file_path")
-        .and_then(|path| fields::safe_key("file_path", path).map(|()| path))
-    {
-        Ok(path) => path,
+    let intent = PathIntent::parse(f)?;
+    let (user_id, request_id) = (intent.user_id, intent.request_id);
+    let file_path = match &intent.file_path {
+        Ok(path) => *path,
         Err(invalid) => {
             tracing::warn!(%invalid, request_id, "download intent rejected");
             let path = fields::optional(f, "file_path");
-            return reject(deps, user_id, path, request_id, "invalid_request").await;
+            return deps
+                .reject(
+                    &deps.topics.download_rejected,
+                    &intent,
+                    path,
+                    "invalid_request",
+                )
+                .await;
         }
     };
     let row = deps
@@ -28,7 +33,14 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
         .await
         .map_err(HandlerError::retryable)?;
     if row.is_none_or(|row| row.status != "active") {
-        return reject(deps, user_id, file_path, request_id, "not_found").await;
+        return deps
+            .reject(
+                &deps.topics.download_rejected,
+                &intent,
+                file_path,
+                "not_found",
+            )
+            .await;
     }
     let download_url = match deps
         .storage
@@ -38,7 +50,14 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
         Ok(url) => url,
         Err(error) => {
             tracing::error!(%error, file_path, "presigning a download failed");
-            return reject(deps, user_id, file_path, request_id, "internal_error").await;
+            return deps
+                .reject(
+                    &deps.topics.download_rejected,
+                    &intent,
+                    file_path,
+                    "internal_error",
+                )
+                .await;
         }
     };
     deps.emit(
@@ -50,26 +69,6 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
             "expires_in": deps.media.download_url_expiry_secs,
             "request_id": request_id,
             "signed_time": substrate::time::now_rfc3339(),
-        }),
-    )
-    .await
-}
-
-async fn reject(
-    deps: &Deps,
-    user_id: &str,
-    file_path: &str,
-    request_id: &str,
-    reason: &str,
-) -> Result<(), HandlerError> {
-    deps.emit(
-        &deps.topics.download_rejected,
-        json!({
-            "user_id": user_id,
-            "file_path": file_path,
-            "request_id": request_id,
-            "reason": reason,
-            "rejected_time": substrate::time::now_rfc3339(),
         }),
     )
     .await

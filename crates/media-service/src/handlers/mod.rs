@@ -60,6 +60,27 @@ impl Deps {
             })
     }
 
+    /// Publishes a `*.rejected` outcome (download and delete sagas share the record shape).
+    pub async fn reject(
+        &self,
+        topic: &str,
+        intent: &PathIntent<'_>,
+        file_path: &str,
+        reason: &str,
+    ) -> Result<(), HandlerError> {
+        self.emit(
+            topic,
+            serde_json::json!({
+                "user_id": intent.user_id,
+                "file_path": file_path,
+                "request_id": intent.request_id,
+                "reason": reason,
+                "rejected_time": substrate::time::now_rfc3339(),
+            }),
+        )
+        .await
+    }
+
     /// Lifetime of presigned uploads.
     pub fn upload_expiry(&self) -> Duration {
         Duration::from_secs(u64::from(self.media.upload_url_expiry_secs))
@@ -68,6 +89,30 @@ impl Deps {
     /// Lifetime of presigned downloads.
     pub fn download_expiry(&self) -> Duration {
         Duration::from_secs(u64::from(self.media.download_url_expiry_secs))
+    }
+}
+
+/// The common part of download and delete intents.
+#[derive(Debug)]
+pub struct PathIntent<'a> {
+    /// Who asks.
+    pub user_id: &'a str,
+    /// Correlation id of the request.
+    pub request_id: &'a str,
+    /// The object, or why it is unusable (answered with an `invalid_request` rejection).
+    pub file_path: Result<&'a str, crate::fields::Invalid>,
+}
+
+impl<'a> PathIntent<'a> {
+    /// Without a user and a request id nobody can be told anything: permanent (dead-letter).
+    pub fn parse(f: &'a Fields) -> Result<Self, HandlerError> {
+        use crate::fields;
+        Ok(Self {
+            user_id: fields::required(f, "user_id").map_err(HandlerError::permanent)?,
+            request_id: fields::required(f, "request_id").map_err(HandlerError::permanent)?,
+            file_path: fields::required(f, "file_path")
+                .and_then(|path| fields::safe_key("file_path", path).map(|()| path)),
+        })
     }
 }
 
