@@ -8,38 +8,12 @@
 #
 #   bash scripts/ops/lint.sh [pytest arguments...]        (or: ./taskw ops:lint)
 #
-# The tools live in .venv-ops (repository root), created when missing and reinstalled only
-# when scripts/ops/requirements.txt changes (its sha256 is kept in .venv-ops/.requirements.sha256).
+# The tools live in .venv-ops (repository root); scripts/ops/venv.sh creates it when missing,
+# reinstalls it only when scripts/ops/requirements.txt changes (its sha256 is kept in
+# .venv-ops/.requirements.sha256) and puts the linters' binaries (hadolint, shellcheck,
+# actionlint, docker-compose, yamllint) first on PATH.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-venv=.venv-ops
-requirements=scripts/ops/requirements.txt
-stamp="$venv/.requirements.sha256"
-python="${PYTHON:-python3}"
-
-log() { printf 'ops-lint: %s\n' "$*" >&2; }
-
-# A venv restored from a cache may point at an interpreter that no longer exists.
-if [[ -e "$venv" ]] && ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
-    log "$venv is broken, recreating it"
-    rm -rf "$venv"
-fi
-if [[ ! -x "$venv/bin/python" ]]; then
-    log "creating $venv with $("$python" --version 2>&1)"
-    "$python" -m venv "$venv"
-fi
-
-wanted="$(sha256sum "$requirements" | cut -d ' ' -f 1)"
-have="$(cat "$stamp" 2>/dev/null || true)"
-if [[ "$wanted" != "$have" ]]; then
-    log "installing $requirements into $venv"
-    "$venv/bin/python" -m pip install --disable-pip-version-check --quiet --only-binary=:all: \
-        -r "$requirements"
-    printf '%s\n' "$wanted" >"$stamp"
-fi
-
-# The linters' binaries (hadolint, shellcheck, actionlint, docker-compose, yamllint) come first.
-export PATH="$PWD/$venv/bin:$PATH"
-exec "$venv/bin/python" -m pytest -c tests/ops/pytest.ini --rootdir . tests/ops "$@"
+exec bash scripts/ops/venv.sh python -m pytest -c tests/ops/pytest.ini --rootdir . tests/ops "$@"

@@ -5,5 +5,6 @@
 mod fakes;
 mod handlers;
 mod health;
+mod router;
 mod stack;
 mod webhooks;
