@@ -220,6 +220,14 @@ async fn consumer(count: usize) -> anyhow::Result<()> {
         fill.elapsed.as_secs_f64()
     );
 
+    // Broker-side ceiling: only fetching the same records (no decoding, no database).
+    let raw_started = Instant::now();
+    let fetched = stack
+        .read_topic(&topic, count, Duration::from_secs(300))
+        .await
+        .len();
+    let raw_fetch = raw_started.elapsed();
+
     let mut settings = message_consumer::configuration::Settings::default();
     settings.http.host = "127.0.0.1".into();
     settings.http.port = 0;
@@ -248,7 +256,7 @@ async fn consumer(count: usize) -> anyhow::Result<()> {
     let drain = started.elapsed();
 
     // Ceiling: COPY the same rows into a same-shaped table.
-    sqlx::query("create table bench_copy (like public.user_notifications including defaults)")
+    sqlx::query("create table bench_copy (like public.user_notifications including all)")
         .execute(&db.pool)
         .await?;
     let mut text = String::with_capacity(count * 120);
@@ -312,6 +320,11 @@ async fn consumer(count: usize) -> anyhow::Result<()> {
     println!(
         "| Postgres COPY of the same rows | {count} | {:.1} | {copy_rate:.0} |",
         copy_elapsed.as_secs_f64()
+    );
+    println!(
+        "| fetch only (rdkafka consumer, no decode, no database) | {fetched} | {:.1} | {:.0} |",
+        raw_fetch.as_secs_f64(),
+        fetched as f64 / raw_fetch.as_secs_f64()
     );
     println!("\nratio consumer / COPY: {:.2}", consumer_rate / copy_rate);
     println!(

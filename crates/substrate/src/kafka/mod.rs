@@ -48,6 +48,10 @@ pub struct KafkaSettings {
     pub session_timeout_ms: u64,
     /// Interval in milliseconds at which stored offsets are committed in the background.
     pub auto_commit_interval_ms: u64,
+    /// Longest time in milliseconds a fetch waits for data on the broker. Lower means lower
+    /// latency when traffic is light (some brokers only answer a waiting fetch when it expires),
+    /// at the cost of more idle fetch requests.
+    pub fetch_wait_max_ms: u64,
 }
 
 impl Default for KafkaSettings {
@@ -63,6 +67,7 @@ impl Default for KafkaSettings {
             idempotence: true,
             session_timeout_ms: 45_000,
             auto_commit_interval_ms: 1_000,
+            fetch_wait_max_ms: 50,
         }
     }
 }
@@ -188,6 +193,9 @@ impl KafkaSettings {
         // A new group starts from the beginning of the topic, as the original services did.
         config.set("auto.offset.reset", "earliest");
         config.set("session.timeout.ms", self.session_timeout_ms.to_string());
+        // Bounds how long a quiet partition's newest record can wait in the broker (light-traffic
+        // latency).
+        config.set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string());
         // Cooperative rebalancing lets members join without stopping everyone (and matches the
         // original Go members, so a rolling migration can share the group).
         config.set("partition.assignment.strategy", "cooperative-sticky");
