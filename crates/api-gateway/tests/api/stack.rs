@@ -442,3 +442,78 @@ async fn with_the_broker_down_requests_get_503_and_nothing_acknowledged_is_lost(
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn legacy_routes_spend_credits_atomically_and_delete_for_real() {
+    // Arrange: a real database where the user has exactly one credit and one file.
+    let env = Env::new(&["public.media.delete.events", "internal.media.delete.retry"]).await;
+    env.write_default_routes();
+    let db = substrate::testing::TestDatabase::create(&env.stack, "legacy").await;
+    let user = "11111111-2222-3333-4444-555555555555";
+    sqlx::query(
+        "insert into public.credit_ledger (user_id, amount, event_type, description, event_time)
+         values ($1, 1, 'credit.signup_bonus', 'Welcome bonus', '2026-02-25T10:00:00Z')",
+    )
+    .bind(user)
+    .execute(&db.pool)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let path = format!("files/{user}/{}/doc.pdf", unique("f"));
+    sqlx::query(
+        "insert into public.media_files (user_id, file_name, file_path, file_size, media_type, upload_time)
+         values ($1, 'doc.pdf', $2, 7, 'application/pdf', 't')",
+    )
+    .bind(user)
+    .bind(&path)
+    .execute(&db.pool)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut settings = env.settings();
+    settings.postgres.url = secrecy::SecretString::from(db.url.clone());
+    let app = spawn_app(settings).await;
+
+    // Act: two uploads race for the last credit.
+    let body = json!({"file_name":"a.jpg","media_type":"image/jpeg","file_size":10});
+    let headers = auth(user);
+    let (a, b) = tokio::join!(
+        app.post("/api/v1/media/upload-url", &headers, &body),
+        app.post("/api/v1/media/upload-url", &headers, &body)
+    );
+
+    // Assert: exactly one URL, one 402, and the ledger is at zero.
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 402], "{a:?} {b:?}");
+    let balance: i64 = sqlx::query_scalar(
+        "select coalesce(sum(amount), 0)::bigint from public.credit_ledger where user_id = $1",
+    )
+    .bind(user)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(balance, 0, "one credit bought one upload");
+
+    // Act + Assert: the legacy delete soft-deletes, notifies, and a second delete is a 404.
+    let file = json!({ "file_path": path });
+    let (status, body) = app.post("/api/v1/media/delete", &auth(user), &file).await;
+    assert_eq!((status, body), (200, json!({"success": true})));
+    let status: String =
+        sqlx::query_scalar("select status from public.media_files where file_path = $1")
+            .bind(&path)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, "deleted");
+    assert_eq!(
+        app.post("/api/v1/media/delete", &auth(user), &file).await.0,
+        404
+    );
+    let deleted = env.read_decoded("public.media.delete.events", 1).await;
+    assert_eq!(deleted.len(), 1, "one FileDeleted event");
+    assert_eq!(deleted[0].2["file_path"], path.as_str());
+    assert_eq!(deleted[0].2["file_size"], 7);
+    let other = app
+        .post("/api/v1/media/download-url", &auth("someone-else"), &file)
+        .await;
+    assert_eq!(other.0, 404);
+}
