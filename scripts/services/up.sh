@@ -42,6 +42,8 @@ for entry in "${SERVICES[@]}"; do
         APP__S3__ENDPOINT="$STACK_HOST:$OBJECTSTORE_PORT" \
         APP__S3__PUBLIC_ENDPOINT="$STACK_HOST:$OBJECTSTORE_PORT" \
         MEDIA_WEBHOOK_TOKEN="${MEDIA_WEBHOOK_TOKEN:-local-webhook-token}" \
+        WEBHOOK_SECRET="${WEBHOOK_SECRET:-super-secret-webhook-key}" \
+        SUPABASE_JWT_SECRET="${SUPABASE_JWT_SECRET:-super-secret-jwt-token-with-at-least-32-characters-long}" \
         NO_COLOR=1 \
         "$binary"
 done

@@ -56,6 +56,13 @@ log "applying the Supabase schema to database $POSTGRES_DB"
     show_log_tail supabase-apply
     die "scripts/supabase_apply.py failed (log: $(log_file supabase-apply))"
 }
+# The auth triggers post to the vault's gateway_url, falling back to host.docker.internal (the
+# containerised setup). Locally the gateway listens on 127.0.0.1, so the local database gets the
+# secret unless someone set one already.
+psql -X -q -v ON_ERROR_STOP=1 "$POSTGRES_URL" -c "
+    select vault.create_secret('http://$STACK_HOST:8080', 'gateway_url', 'local stack api-gateway')
+     where not exists (select 1 from vault.decrypted_secrets where name = 'gateway_url')" >/dev/null \
+    || die "could not store the local gateway_url in the vault"
 
 # --- tansu (Kafka broker) -----------------------------------------------------------------
 command -v tansu >/dev/null || die "tansu is not installed; run ./taskw setup"
