@@ -33,6 +33,9 @@ pub struct S3Settings {
     pub region: String,
     /// Use https for endpoints given without a scheme.
     pub use_ssl: bool,
+    /// Attempts per request inside the SDK (its own short retries with backoff) before an
+    /// operation fails to the caller; the sagas add their own, longer retries on top.
+    pub max_attempts: u32,
 }
 
 impl Default for S3Settings {
@@ -45,6 +48,7 @@ impl Default for S3Settings {
             bucket: "media-uploads".to_owned(),
             region: "us-east-1".to_owned(),
             use_ssl: false,
+            max_attempts: 3,
         }
     }
 }
@@ -75,6 +79,10 @@ impl S3Settings {
             .credentials_provider(credentials)
             // MinIO and the local store serve buckets as paths, not virtual hosts.
             .force_path_style(true)
+            .retry_config(
+                aws_sdk_s3::config::retry::RetryConfig::standard()
+                    .with_max_attempts(self.max_attempts.max(1)),
+            )
             .build();
         aws_sdk_s3::Client::from_conf(config)
     }

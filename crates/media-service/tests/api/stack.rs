@@ -100,6 +100,8 @@ impl Store {
         S3Settings {
             endpoint: format!("127.0.0.1:{}", self.port),
             public_endpoint: format!("127.0.0.1:{}", self.port),
+            // One attempt per operation: the saga's own delays are what these tests measure.
+            max_attempts: 1,
             ..S3Settings::default()
         }
     }
