@@ -15,36 +15,18 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-venv=.venv-ops
-requirements=scripts/ops/requirements.txt
-stamp="$venv/.requirements.sha256"
-python="${PYTHON:-python3}"
+# shellcheck source=scripts/lib/venv.sh
+source scripts/lib/venv.sh
 
-log() { printf 'ops-venv: %s\n' "$*" >&2; }
+venv=.venv-ops
 
 if [[ $# -eq 0 ]]; then
-    log "usage: bash scripts/ops/venv.sh COMMAND [ARGS...]"
+    echo "usage: bash scripts/ops/venv.sh COMMAND [ARGS...]" >&2
     exit 2
 fi
 
-# A venv restored from a cache may point at an interpreter that no longer exists.
-if [[ -e "$venv" ]] && ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
-    log "$venv is broken, recreating it"
-    rm -rf "$venv"
-fi
-if [[ ! -x "$venv/bin/python" ]]; then
-    log "creating $venv with $("$python" --version 2>&1)"
-    "$python" -m venv "$venv"
-fi
-
-wanted="$(sha256sum "$requirements" | cut -d ' ' -f 1)"
-have="$(cat "$stamp" 2>/dev/null || true)"
-if [[ "$wanted" != "$have" ]]; then
-    log "installing $requirements into $venv"
-    "$venv/bin/python" -m pip install --disable-pip-version-check --quiet --only-binary=:all: \
-        -r "$requirements"
-    printf '%s\n' "$wanted" >"$stamp"
-fi
+# Wheels only: nothing is built or fetched from outside PyPI.
+ensure_venv "$venv" scripts/ops/requirements.txt --only-binary=:all:
 
 export PATH="$PWD/$venv/bin:$PATH"
 exec "$@"

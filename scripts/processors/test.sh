@@ -14,25 +14,18 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
+# shellcheck source=scripts/lib/venv.sh
+source scripts/lib/venv.sh
+
 venv=.venv-flink
-stamp="$venv/.requirements.sha256"
-requirements="$venv/requirements.txt"
+requirements=$(mktemp)
+trap 'rm -f "$requirements" "$requirements.new"' EXIT
 
 log() { printf 'processors: %s\n' "$*" >&2; }
 
-python="${PYTHON:-python3}"
-# A venv restored from a cache may point at an interpreter that no longer exists.
-if [[ -e "$venv" ]] && ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
-    log "$venv is broken, recreating it"
-    rm -rf "$venv"
-fi
-if [[ ! -x "$venv/bin/python" ]]; then
-    log "creating $venv with $("$python" --version 2>&1)"
-    "$python" -m venv "$venv"
-fi
-
-# The pinned dependencies and test extras of pyproject.toml, one requirement per line.
-"$venv/bin/python" - >"$requirements.new" <<'PY'
+# The pinned dependencies and test extras of pyproject.toml, one requirement per line (tomllib is
+# in the standard library of the interpreter that creates the venv).
+"${PYTHON:-python3}" - >"$requirements.new" <<'PY'
 import tomllib
 
 with open("pyproject.toml", "rb") as handle:
@@ -41,14 +34,8 @@ for requirement in project["dependencies"] + project["optional-dependencies"]["t
     print(requirement)
 PY
 mv "$requirements.new" "$requirements"
-
-wanted="$(sha256sum "$requirements" | cut -d ' ' -f 1)"
-have="$(cat "$stamp" 2>/dev/null || true)"
-if [[ "$wanted" != "$have" ]]; then
-    log "installing $(paste -sd ' ' "$requirements") into $venv"
-    "$venv/bin/python" -m pip install --disable-pip-version-check --quiet -r "$requirements"
-    printf '%s\n' "$wanted" >"$stamp"
-fi
+ensure_venv "$venv" "$requirements"
+rm -f "$requirements"
 
 if ! command -v java >/dev/null && [[ -z "${JAVA_HOME:-}" ]]; then
     log "java is not on PATH and JAVA_HOME is not set; PyFlink needs a JVM (Java 11 or newer)"

@@ -17,11 +17,6 @@ pub const ALLOWED_MEDIA_TYPES: [&str; 9] = [
     "audio/ogg",
 ];
 
-/// Longest file name accepted (bytes); object keys stay well under S3's 1024-byte limit.
-pub const MAX_FILE_NAME_BYTES: usize = 255;
-/// Longest object path accepted (bytes).
-pub const MAX_FILE_PATH_BYTES: usize = 1024;
-
 fn bad(field: &str, rule: &str) -> ApiError {
     ApiError::BadRequest(format!("field `{field}` {rule}"))
 }
@@ -40,18 +35,7 @@ pub fn required_string<'a>(body: &'a Map<String, Value>, field: &str) -> Result<
 /// no control characters, at most 255 bytes.
 pub fn file_name(body: &Map<String, Value>) -> Result<String, ApiError> {
     let name = required_string(body, "file_name")?;
-    if name.len() > MAX_FILE_NAME_BYTES {
-        return Err(bad("file_name", "is longer than 255 bytes"));
-    }
-    if name.contains(['/', '\\']) || name == "." || name == ".." {
-        return Err(bad(
-            "file_name",
-            "must be a plain file name without path separators",
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(bad("file_name", "must not contain control characters"));
-    }
+    substrate::keys::check_segment(name).map_err(|rule| bad("file_name", rule))?;
     Ok(name.to_owned())
 }
 
@@ -82,22 +66,7 @@ pub fn file_size(body: &Map<String, Value>) -> Result<i64, ApiError> {
 /// An object key the caller refers to: relative, no `..` segments, no control characters.
 pub fn file_path(body: &Map<String, Value>) -> Result<String, ApiError> {
     let path = required_string(body, "file_path")?;
-    if path.len() > MAX_FILE_PATH_BYTES {
-        return Err(bad("file_path", "is longer than 1024 bytes"));
-    }
-    if path.starts_with('/')
-        || path
-            .split('/')
-            .any(|segment| segment == ".." || segment == ".")
-    {
-        return Err(bad(
-            "file_path",
-            "must be a relative object key without . or .. segments",
-        ));
-    }
-    if path.chars().any(char::is_control) {
-        return Err(bad("file_path", "must not contain control characters"));
-    }
+    substrate::keys::check_key(path).map_err(|rule| bad("file_path", rule))?;
     Ok(path.to_owned())
 }
 

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_s3::presigning::PresigningConfig;
 use sqlx::PgPool;
 pub use substrate::events::{AvroEventSink, EventSink, SinkError};
+use substrate::s3::{ObjectClient, ObjectError};
 
 /// A `media_files` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,14 +160,22 @@ impl MediaStore for PgMediaStore {
 #[error("object store: {0}")]
 pub struct StorageError(pub String);
 
+impl From<ObjectError> for StorageError {
+    fn from(error: ObjectError) -> Self {
+        Self(error.to_string())
+    }
+}
+
 /// Presigning and removal.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + std::fmt::Debug {
-    /// A URL that lets its holder PUT `key` into `bucket` until `expires_in` passes.
+    /// A URL that lets its holder PUT `key` into `bucket` until `expires_in` passes; the
+    /// signature binds `content_type`.
     async fn presign_put(
         &self,
         bucket: &str,
         key: &str,
+        content_type: &str,
         expires_in: Duration,
     ) -> Result<String, StorageError>;
     /// A URL that lets its holder GET `key` from `bucket` until `expires_in` passes.
@@ -181,25 +189,15 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     async fn remove(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
 }
 
-/// [`ObjectStore`] on S3/MinIO: presigned on the public endpoint, removal on the internal one.
+/// [`ObjectStore`] on S3/MinIO through the shared client.
 #[derive(Debug, Clone)]
-pub struct S3ObjectStore {
-    presign: aws_sdk_s3::Client,
-    internal: aws_sdk_s3::Client,
-}
+pub struct S3ObjectStore(ObjectClient);
 
 impl S3ObjectStore {
     /// Clients from the S3 settings.
     pub fn new(settings: &substrate::s3::S3Settings) -> Self {
-        Self {
-            presign: settings.presign_client(),
-            internal: settings.internal_client(),
-        }
+        Self(ObjectClient::new(settings))
     }
-}
-
-fn presigning(expires_in: Duration) -> Result<PresigningConfig, StorageError> {
-    PresigningConfig::expires_in(expires_in).map_err(|e| StorageError(e.to_string()))
 }
 
 #[async_trait]
@@ -208,17 +206,13 @@ impl ObjectStore for S3ObjectStore {
         &self,
         bucket: &str,
         key: &str,
+        content_type: &str,
         expires_in: Duration,
     ) -> Result<String, StorageError> {
-        let request = self
-            .presign
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .presigned(presigning(expires_in)?)
-            .await
-            .map_err(|e| StorageError(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
-        Ok(request.uri().to_owned())
+        Ok(self
+            .0
+            .presign_put(bucket, key, Some(content_type), expires_in)
+            .await?)
     }
 
     async fn presign_get(
@@ -227,25 +221,10 @@ impl ObjectStore for S3ObjectStore {
         key: &str,
         expires_in: Duration,
     ) -> Result<String, StorageError> {
-        let request = self
-            .presign
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .presigned(presigning(expires_in)?)
-            .await
-            .map_err(|e| StorageError(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
-        Ok(request.uri().to_owned())
+        Ok(self.0.presign_get(bucket, key, expires_in).await?)
     }
 
     async fn remove(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        self.internal
-            .delete_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| StorageError(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))
+        Ok(self.0.remove(bucket, key).await?)
     }
 }

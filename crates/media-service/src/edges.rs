@@ -4,22 +4,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
-use aws_sdk_s3::presigning::PresigningConfig;
 use sqlx::PgPool;
+use substrate::s3::ObjectClient;
 
 pub use substrate::events::{AvroEventSink, EventSink, SinkError};
 
-/// An object-store failure.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StorageError {
-    /// The source object of a move does not exist (and the destination does not either).
-    #[error("object not found: {0}")]
-    NotFound(String),
-    /// Anything else (network, permissions, server errors); retrying may help.
-    #[error("object store: {0}")]
-    Failed(String),
-}
+pub use substrate::s3::ObjectError as StorageError;
 
 /// Presigning and object operations.
 #[async_trait]
@@ -36,16 +26,14 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StorageError>;
     /// Removes `key`; a missing key is not an error.
     async fn remove(&self, key: &str) -> Result<(), StorageError>;
-    /// Server-side copy `from` → `to`, then delete `from`. Idempotent: when `from` is already
-    /// gone but `to` exists, the move happened before and counts as done.
+    /// Moves `from` → `to`; idempotent (an already moved object counts as moved).
     async fn move_object(&self, from: &str, to: &str) -> Result<(), StorageError>;
 }
 
-/// [`ObjectStore`] on S3/MinIO.
+/// [`ObjectStore`] on S3/MinIO, in the configured bucket.
 #[derive(Debug, Clone)]
 pub struct S3ObjectStore {
-    presign: aws_sdk_s3::Client,
-    internal: aws_sdk_s3::Client,
+    client: ObjectClient,
     bucket: String,
 }
 
@@ -53,36 +41,10 @@ impl S3ObjectStore {
     /// Clients from the S3 settings.
     pub fn new(settings: &substrate::s3::S3Settings) -> Self {
         Self {
-            presign: settings.presign_client(),
-            internal: settings.internal_client(),
+            client: ObjectClient::new(settings),
             bucket: settings.bucket.clone(),
         }
     }
-
-    async fn exists(&self, key: &str) -> Result<bool, StorageError> {
-        match self
-            .internal
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_not_found() => Ok(false),
-            Err(e) => Err(StorageError::Failed(DisplayErrorContext(e).to_string())),
-        }
-    }
-}
-
-fn failed<E: std::error::Error + Send + Sync + 'static>(
-    error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> StorageError {
-    StorageError::Failed(DisplayErrorContext(error).to_string())
-}
-
-fn presigning(expires_in: Duration) -> Result<PresigningConfig, StorageError> {
-    PresigningConfig::expires_in(expires_in).map_err(|e| StorageError::Failed(e.to_string()))
 }
 
 #[async_trait]
@@ -93,81 +55,23 @@ impl ObjectStore for S3ObjectStore {
         content_type: &str,
         expires_in: Duration,
     ) -> Result<String, StorageError> {
-        let request = self
-            .presign
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .presigned(presigning(expires_in)?)
+        self.client
+            .presign_put(&self.bucket, key, Some(content_type), expires_in)
             .await
-            .map_err(failed)?;
-        Ok(request.uri().to_owned())
     }
 
     async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StorageError> {
-        let request = self
-            .presign
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .presigned(presigning(expires_in)?)
-            .await
-            .map_err(failed)?;
-        Ok(request.uri().to_owned())
+        self.client.presign_get(&self.bucket, key, expires_in).await
     }
 
     async fn remove(&self, key: &str) -> Result<(), StorageError> {
-        self.internal
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(failed)
+        self.client.remove(&self.bucket, key).await
     }
 
     async fn move_object(&self, from: &str, to: &str) -> Result<(), StorageError> {
-        // The copy source is `bucket/key`, URL-encoded (keys may contain spaces and more).
-        let source = format!(
-            "{}/{}",
-            self.bucket,
-            percent_encoding::utf8_percent_encode(from, COPY_SOURCE)
-        );
-        let copied = self
-            .internal
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(to)
-            .copy_source(source)
-            .send()
-            .await;
-        if let Err(error) = copied {
-            // A repeated move finds the source gone; if the destination is there, it is done.
-            if self.exists(to).await? {
-                return Ok(());
-            }
-            if !self.exists(from).await? {
-                return Err(StorageError::NotFound(from.to_owned()));
-            }
-            return Err(failed(error));
-        }
-        // The copy is what matters; a leftover source expires with the uploads/ lifecycle rule.
-        if let Err(error) = self.remove(from).await {
-            tracing::warn!(%error, from, "source not deleted after move");
-        }
-        Ok(())
+        self.client.move_object(&self.bucket, from, to).await
     }
 }
-
-/// Characters escaped in the `x-amz-copy-source` header: everything but unreserved and `/`.
-const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
 
 /// A `media_files` row as the sagas need it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -240,25 +240,44 @@ pub fn upload_received(object: &CreatedObject) -> Option<Value> {
     }))
 }
 
+/// Authenticates the request and parses its created objects, or the error response.
+fn notification(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<CreatedObject>, Box<Response>> {
+    if !authorized(state, headers) {
+        return Err(Box::new(unauthorized()));
+    }
+    created_objects(body, &state.bucket).map_err(|error| {
+        Box::new(json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("Invalid event format: {error}"),
+        ))
+    })
+}
+
+/// 200; with a plain-text note when nothing in the POST was for this endpoint (MinIO only looks
+/// at the status).
+fn processed(count: usize, nothing: &'static str) -> Response {
+    if count == 0 {
+        (StatusCode::OK, nothing).into_response()
+    } else {
+        StatusCode::OK.into_response()
+    }
+}
+
 async fn media_upload(
     State(state): State<WebhookState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
-    let objects = match created_objects(&body, &state.bucket) {
+    let objects = match notification(&state, &headers, &body) {
         Ok(objects) => objects,
-        Err(error) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("Invalid event format: {error}"),
-            );
-        }
+        Err(response) => return *response,
     };
-    let mut processed = 0;
+    let mut handled = 0;
     for object in &objects {
         let Some(event) = upload_received(object) else {
             tracing::info!(key = %object.key, "not an upload key; skipped");
@@ -271,7 +290,7 @@ async fn media_upload(
         {
             return produce_failed(error);
         }
-        processed += 1;
+        handled += 1;
         let (from, to) = (
             object.key.clone(),
             event["permanent_path"]
@@ -288,10 +307,7 @@ async fn media_upload(
             Err(_) => tracing::warn!(src = %from, "move timed out; the move saga will retry"),
         }
     }
-    if processed == 0 {
-        return (StatusCode::OK, "No processable upload records").into_response();
-    }
-    StatusCode::OK.into_response()
+    processed(handled, "No processable upload records")
 }
 
 async fn file_ready(
@@ -299,20 +315,11 @@ async fn file_ready(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
-    let objects = match created_objects(&body, &state.bucket) {
+    let objects = match notification(&state, &headers, &body) {
         Ok(objects) => objects,
-        Err(error) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("Invalid event format: {error}"),
-            );
-        }
+        Err(response) => return *response,
     };
-    let mut processed = 0;
+    let mut handled = 0;
     for object in objects.iter().filter(|o| o.key.starts_with("files/")) {
         let event = json!({
             "file_path": object.key,
@@ -322,12 +329,9 @@ async fn file_ready(
         if let Err(error) = state.events.send(&state.topics.file_ready, &event).await {
             return produce_failed(error);
         }
-        processed += 1;
+        handled += 1;
     }
-    if processed == 0 {
-        return (StatusCode::OK, "No processable file-ready records").into_response();
-    }
-    StatusCode::OK.into_response()
+    processed(handled, "No processable file-ready records")
 }
 
 #[cfg(test)]

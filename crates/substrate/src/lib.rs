@@ -16,6 +16,7 @@ pub mod events;
 pub mod health;
 pub mod http;
 pub mod kafka;
+pub mod keys;
 pub mod postgres;
 pub mod s3;
 pub mod shutdown;

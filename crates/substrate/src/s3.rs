@@ -1,6 +1,10 @@
 //! Object-store (S3 / MinIO) settings and clients.
 
+use std::time::Duration;
+
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -95,5 +99,151 @@ impl S3Settings {
     /// Client whose presigned URLs carry the public host.
     pub fn presign_client(&self) -> aws_sdk_s3::Client {
         self.client(&self.public_endpoint)
+    }
+}
+
+/// An object-store failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    /// The source object of a move does not exist (and the destination does not either).
+    #[error("object not found: {0}")]
+    NotFound(String),
+    /// Anything else (network, permissions, server errors); retrying may help.
+    #[error("object store: {0}")]
+    Failed(String),
+}
+
+fn failed<E: std::error::Error + Send + Sync + 'static>(
+    error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> ObjectError {
+    ObjectError::Failed(DisplayErrorContext(error).to_string())
+}
+
+fn presigning(expires_in: Duration) -> Result<PresigningConfig, ObjectError> {
+    PresigningConfig::expires_in(expires_in).map_err(|e| ObjectError::Failed(e.to_string()))
+}
+
+/// Characters escaped in the `x-amz-copy-source` header: everything but unreserved and `/`.
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// The object operations the services share: presigning on the public endpoint (SigV4 binds the
+/// host the browser will use), everything else on the internal one.
+#[derive(Debug, Clone)]
+pub struct ObjectClient {
+    presign: aws_sdk_s3::Client,
+    internal: aws_sdk_s3::Client,
+}
+
+impl ObjectClient {
+    /// Both clients from the settings; no request is made here.
+    pub fn new(settings: &S3Settings) -> Self {
+        Self {
+            presign: settings.presign_client(),
+            internal: settings.internal_client(),
+        }
+    }
+
+    /// A URL to PUT `key` until `expires_in` passes. With a `content_type` the signature binds
+    /// it, so the upload must be sent with exactly that `Content-Type`.
+    pub async fn presign_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: Option<&str>,
+        expires_in: Duration,
+    ) -> Result<String, ObjectError> {
+        let request = self
+            .presign
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .set_content_type(content_type.map(str::to_owned))
+            .presigned(presigning(expires_in)?)
+            .await
+            .map_err(failed)?;
+        Ok(request.uri().to_owned())
+    }
+
+    /// A URL to GET `key` until `expires_in` passes.
+    pub async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<String, ObjectError> {
+        let request = self
+            .presign
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .presigned(presigning(expires_in)?)
+            .await
+            .map_err(failed)?;
+        Ok(request.uri().to_owned())
+    }
+
+    /// Removes `key`; a missing key is not an error (S3 semantics).
+    pub async fn remove(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+        self.internal
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(failed)
+    }
+
+    /// Whether `key` exists.
+    pub async fn exists(&self, bucket: &str, key: &str) -> Result<bool, ObjectError> {
+        match self
+            .internal
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_not_found() => Ok(false),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    /// Server-side copy `from` → `to`, then delete `from`. Idempotent: when `from` is already
+    /// gone but `to` exists, the move happened before and counts as done.
+    pub async fn move_object(&self, bucket: &str, from: &str, to: &str) -> Result<(), ObjectError> {
+        // The copy source is `bucket/key`, URL-encoded (keys may contain spaces and more).
+        let source = format!(
+            "{bucket}/{}",
+            percent_encoding::utf8_percent_encode(from, COPY_SOURCE)
+        );
+        let copied = self
+            .internal
+            .copy_object()
+            .bucket(bucket)
+            .key(to)
+            .copy_source(source)
+            .send()
+            .await;
+        if let Err(error) = copied {
+            if self.exists(bucket, to).await? {
+                return Ok(());
+            }
+            if !self.exists(bucket, from).await? {
+                return Err(ObjectError::NotFound(from.to_owned()));
+            }
+            return Err(failed(error));
+        }
+        // The copy is what matters; a leftover source expires with the uploads/ lifecycle rule.
+        if let Err(error) = self.remove(bucket, from).await {
+            tracing::warn!(%error, from, "source not deleted after move");
+        }
+        Ok(())
     }
 }

@@ -31,7 +31,7 @@ pub async fn upload_url(
     // Sign first (local computation): if deduction then fails, no credit was spent.
     let upload_url = state
         .objects
-        .presign_put(&state.bucket, &file_path, state.presign_expiry)
+        .presign_put(&state.bucket, &file_path, &media_type, state.presign_expiry)
         .await
         .map_err(ApiError::unexpected)?;
     match state

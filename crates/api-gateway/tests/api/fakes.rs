@@ -158,6 +158,7 @@ impl MediaStore for FakeMedia {
 pub struct FakeObjects {
     pub presigned: Mutex<Vec<(String, String, String, Duration)>>,
     pub removed: Mutex<Vec<(String, String)>>,
+    pub content_types: Mutex<Vec<String>>,
     pub fail_presign: Mutex<bool>,
     pub fail_remove: Mutex<bool>,
 }
@@ -191,8 +192,10 @@ impl ObjectStore for FakeObjects {
         &self,
         bucket: &str,
         key: &str,
+        content_type: &str,
         expires_in: Duration,
     ) -> Result<String, StorageError> {
+        lock(&self.content_types).push(content_type.to_owned());
         self.presign("PUT", bucket, key, expires_in)
     }
     async fn presign_get(

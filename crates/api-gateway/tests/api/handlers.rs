@@ -643,6 +643,15 @@ async fn upload_url_issues_a_presigned_put_and_spends_one_credit() {
         ("PUT", "media-uploads", path)
     );
     assert_eq!(
+        h.objects
+            .content_types
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default(),
+        ["image/jpeg"],
+        "the content type is bound into the signature"
+    );
+    assert_eq!(
         h.media
             .deductions
             .lock()

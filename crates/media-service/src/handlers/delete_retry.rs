@@ -2,7 +2,7 @@
 //! success, the next retry (retry_count + 1) while under the cap, `internal.media.delete.dead-letter`
 //! after it.
 //!
-//! Backoff without blocking other sagas: retry number n is due at `failed_at + base × 2ⁿ`
+//! Backoff without blocking other sagas: retry number n is due at `failure + base × 2ⁿ`
 //! (capped). This handler runs in its own consumer group on the retry topic only, and waits
 //! until the record is due before acting, so waiting holds back only later retries, never
 //! uploads, downloads or deletes. Shutdown interrupts the wait; the record is then redelivered.
@@ -27,8 +27,19 @@ pub fn delay(deps: &Deps, retry_count: u32) -> Duration {
     )
 }
 
-/// Handles one retry record.
+/// Handles one retry record, timed from its `failed_at`.
 pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
+    handle_at(deps, f, None).await
+}
+
+/// Handles one retry record. The retry is due `delay(retry_count)` after the failure: after the
+/// record's producer timestamp when known (milliseconds; the record is produced right after the
+/// failure), else after `failed_at`, whose whole seconds would make short delays up to 1 s early.
+pub async fn handle_at(
+    deps: &Deps,
+    f: &Fields,
+    produced_at: Option<DateTime<Utc>>,
+) -> Result<(), HandlerError> {
     // Every pass-through field must be usable, or neither the next retry nor the dead letter
     // could be encoded (the original then lost the file silently).
     let user_id = fields::required(f, "user_id").map_err(HandlerError::permanent)?;
@@ -40,9 +51,11 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
     let file_size = fields::integer(f, "file_size").map_err(HandlerError::permanent)?;
     let retry_count = fields::retry_count(f);
 
-    let failed_at = fields::optional(f, "failed_at")
-        .parse::<DateTime<Utc>>()
-        .unwrap_or_else(|_| Utc::now());
+    let failed_at = produced_at.unwrap_or_else(|| {
+        fields::optional(f, "failed_at")
+            .parse::<DateTime<Utc>>()
+            .unwrap_or_else(|_| Utc::now())
+    });
     let wait = delay(deps, retry_count);
     let due = failed_at + chrono::Duration::from_std(wait).unwrap_or_default();
     if let Ok(remaining) = (due - Utc::now()).to_std() {

@@ -131,6 +131,17 @@ impl MediaRouter {
 
     /// Runs the handler for `topic` on an already decoded event.
     pub async fn dispatch(&self, topic: &str, fields: &Fields) -> Result<(), HandlerError> {
+        self.dispatch_record(topic, fields, None).await
+    }
+
+    /// Like [`Self::dispatch`], with the record's producer timestamp (millisecond precision),
+    /// which times delete retries more exactly than the whole-second `failed_at`.
+    pub async fn dispatch_record(
+        &self,
+        topic: &str,
+        fields: &Fields,
+        produced_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), HandlerError> {
         let topics = &self.deps.topics;
         let deps = &self.deps;
         if topic == topics.upload_approved {
@@ -140,7 +151,7 @@ impl MediaRouter {
         } else if topic == topics.delete_intent {
             delete::handle(deps, fields).await
         } else if topic == topics.delete_retry {
-            delete_retry::handle(deps, fields).await
+            delete_retry::handle_at(deps, fields, produced_at).await
         } else if topic == topics.upload_retry {
             upload_retry::handle(deps, fields).await
         } else if topic == topics.expired {
@@ -166,6 +177,10 @@ impl MessageHandler for MediaRouter {
         let Value::Object(fields) = decoded.to_json() else {
             return Err(HandlerError::permanent("event is not a record"));
         };
-        self.dispatch(&message.topic, &fields).await
+        let produced_at = message
+            .timestamp_ms
+            .and_then(chrono::DateTime::from_timestamp_millis);
+        self.dispatch_record(&message.topic, &fields, produced_at)
+            .await
     }
 }
