@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde::Deserialize;
 use substrate::avro::RegistrySettings;
-use substrate::config::{ConfigError, HttpSettings, secret_value};
+use substrate::config::{ConfigError, HttpSettings};
 use substrate::kafka::KafkaSettings;
 use substrate::postgres::{POSTGRES_ALIASES, PostgresSettings};
 use substrate::s3::{S3_ALIASES, S3Settings};
@@ -174,24 +174,12 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Cross-field checks. Missing keys are not an error (the routes fail closed), but they are
-    /// reported loudly at startup.
+    /// Cross-field checks. Missing keys are not an error: the routes that need them fail
+    /// closed, and `Application::build` reports them loudly once logging is up.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate()?;
         if self.gateway.body_limit_bytes == 0 {
             return Err(ConfigError::Invalid("gateway.body_limit_bytes is 0".into()));
-        }
-        if secret_value(&self.auth.jwt_secret).is_none()
-            && self.auth.jwks_url.as_deref().unwrap_or_default().is_empty()
-        {
-            tracing::error!(
-                "no JWT key configured (auth.jwt_secret / auth.jwks_url): every user route will answer 401"
-            );
-        }
-        if secret_value(&self.auth.webhook_secret).is_none() {
-            tracing::error!(
-                "no webhook secret configured (auth.webhook_secret): every webhook will answer 401"
-            );
         }
         Ok(())
     }
