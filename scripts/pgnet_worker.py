@@ -19,7 +19,8 @@ Runs until SIGTERM or SIGINT, then exits 0. Logs to stderr.
 
 Environment:
     PGNET_DATABASE_URL     database to serve
-                           (default postgresql://postgres@127.0.0.1:5432/substrate)
+                           (default $LOCAL_DATABASE_URL,
+                           which ./taskw exports from local-stack.env)
     PGNET_POLL_INTERVAL    seconds between queue polls without NOTIFY (default 1.0)
     PGNET_MAX_ATTEMPTS     connection attempts per request (default 3)
     PGNET_RETRY_BACKOFF    seconds before the first retry, doubled after each (default 0.5)
@@ -44,7 +45,6 @@ from psycopg.types.json import Jsonb
 
 log = logging.getLogger("pgnet_worker")
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/substrate"
 # must match pg_notify() in supabase/local/pg_net/pg_net--*.sql
 CHANNEL = "pg_net_request_queue"
 # how long to wait before reconnecting after the database went away
@@ -63,7 +63,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            database_url=os.environ.get("PGNET_DATABASE_URL", DEFAULT_DATABASE_URL),
+            database_url=os.environ.get("PGNET_DATABASE_URL") or os.environ["LOCAL_DATABASE_URL"],
             poll_interval=float(os.environ.get("PGNET_POLL_INTERVAL", "1.0")),
             max_attempts=max(1, int(os.environ.get("PGNET_MAX_ATTEMPTS", "3"))),
             retry_backoff=float(os.environ.get("PGNET_RETRY_BACKOFF", "0.5")),

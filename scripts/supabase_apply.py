@@ -18,8 +18,8 @@ Usage:
     scripts/supabase_apply.py [DATABASE] [--bootstrap-only] [--no-seed] [--up-to VERSION]
 
 DATABASE is a connection URL or key=value string, or a bare database name on
-the default server. Default: $SUPABASE_APPLY_DATABASE_URL, else
-postgresql://postgres@127.0.0.1:5432/substrate. The connecting role must be a
+the default server. Default: $SUPABASE_APPLY_DATABASE_URL, else the local
+stack's database (LOCAL_DATABASE_URL of local-stack.env). The connecting role must be a
 superuser (the bootstrap creates roles and the extension), and installing the
 extension files needs write access to the server's share directory (root on a
 local server).
@@ -48,8 +48,7 @@ BOOTSTRAP_SQL = SUPABASE_DIR / "local" / "bootstrap.sql"
 SEED_SQL = SUPABASE_DIR / "seed.sql"
 PG_NET_DIR = SUPABASE_DIR / "local" / "pg_net"
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/substrate"
-DEFAULT_SERVER = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
+LOCAL_STACK_ENV = REPO_ROOT / "local-stack.env"
 
 # Text in our pg_net.control that a real pg_net never has: it tells the
 # installer which control file it may overwrite.
@@ -62,17 +61,34 @@ MIGRATION_FILE = re.compile(r"^(?P<version>\d+)_(?P<name>.+)\.sql$")
 APPLY_LOCK_KEY = "event-substrate supabase_apply"
 
 
+def local_stack_value(key: str) -> str:
+    """A value of local-stack.env (the one definition of the local stack's addresses); the
+    environment wins, since ./taskw and the stack scripts export the same names."""
+    if os.environ.get(key):
+        return os.environ[key]
+    for line in LOCAL_STACK_ENV.read_text(encoding="utf-8").splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and not name.startswith("#") and name.strip() == key:
+            return value.strip()
+    raise KeyError(f"{key} is not defined in {LOCAL_STACK_ENV}")
+
+
+def local_database_url() -> str:
+    """The local stack's database URL."""
+    return local_stack_value("LOCAL_DATABASE_URL")
+
+
 class ApplyError(Exception):
     """A problem the operator has to fix; reported without a traceback."""
 
 
 def target_conninfo(target: str | None) -> str:
     """Turn the command-line target into a libpq connection string."""
-    target = target or os.environ.get("SUPABASE_APPLY_DATABASE_URL") or DEFAULT_DATABASE_URL
+    target = target or os.environ.get("SUPABASE_APPLY_DATABASE_URL") or local_database_url()
     if "://" in target or "=" in target:
         params = conninfo_to_dict(target)
     else:
-        params = {**DEFAULT_SERVER, "dbname": target}
+        params = {**conninfo_to_dict(local_database_url()), "dbname": target}
     if not params.get("dbname"):
         raise ApplyError(f"no database name in {target!r}")
     return make_conninfo(**params)
@@ -276,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         "database",
         nargs="?",
         help="connection URL or database name (default: $SUPABASE_APPLY_DATABASE_URL or "
-        f"{DEFAULT_DATABASE_URL})",
+        "LOCAL_DATABASE_URL of local-stack.env)",
     )
     parser.add_argument(
         "--bootstrap-only",

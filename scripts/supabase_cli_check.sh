@@ -13,7 +13,7 @@
 #     the CLI's own bookkeeping schema).
 #
 # Environment:
-#   PGHOST / PGPORT / PGUSER  server (default 127.0.0.1 / 5432 / postgres; superuser, no password)
+#   PGHOST / PGPORT / PGUSER  server (default: the local stack's, local-stack.env; superuser, no password)
 #   PYTHON                    interpreter with psycopg (default .venv/bin/python, else python3)
 #   SUPABASE_CLI              command for the CLI (default: npx --yes supabase@3.1.0)
 set -euo pipefail
@@ -21,8 +21,10 @@ set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 
-host=${PGHOST:-127.0.0.1}
-port=${PGPORT:-5432}
+# shellcheck source=../local-stack.env
+source local-stack.env
+host=${PGHOST:-$LOCAL_STACK_HOST}
+port=${PGPORT:-$LOCAL_POSTGRES_PORT}
 user=${PGUSER:-postgres}
 export PGHOST=$host PGPORT=$port PGUSER=$user
 

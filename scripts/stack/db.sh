@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The local stack's database (substrate on the machine's PostgreSQL, 127.0.0.1:5432), for the
-# db:* tasks. No confirmation is asked; each step is printed before it runs.
+# The local stack's database (LOCAL_DATABASE_URL of local-stack.env, on the stack's own PostgreSQL),
+# for the db:* tasks. No confirmation is asked; each step is printed before it runs.
 #
 #   bash scripts/stack/db.sh drop [--if-up]   drop the database, terminating its connections;
 #                                             --if-up: do nothing when PostgreSQL is not running
@@ -15,12 +15,12 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 postgres_up() {
-    pg_isready -q -h "$STACK_HOST" -p "$POSTGRES_PORT"
+    pg_isready -q -h "$STACK_HOST" -p "$POSTGRES_PORT" -U postgres
 }
 
 drop_database() {
     log "dropping database $POSTGRES_DB on $STACK_HOST:$POSTGRES_PORT (open connections are terminated)"
-    psql -X -q -v ON_ERROR_STOP=1 -h "$STACK_HOST" -p "$POSTGRES_PORT" -U postgres -d postgres \
+    psql -X -q -v ON_ERROR_STOP=1 "${POSTGRES_URL%/*}/postgres" \
         -c "drop database if exists \"$POSTGRES_DB\" with (force)"
 }
 

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Installs the local-stack tools that are not part of this workspace: the tansu broker and the
-# rivven-schema registry, with `cargo install`. Idempotent and quick when both are present:
-# it reads `cargo install --list` and installs only what is missing or at another version.
+# Installs what the local stack runs that is not part of this workspace. Idempotent and quick
+# when everything is present:
+#
+#   PostgreSQL 15+ server   Debian's package when no server binaries are found (Debian family
+#                           only; elsewhere it stops and says what to install)
+#   Apache Kafka jars       resolved by Maven from scripts/stack/pom.xml (cached in ~/.m2) into
+#                           .local/jars, again only when the pom changes
+#   rivven-schema           the schema registry, `cargo install` (cached in ~/.cargo/bin)
+#   cargo-nextest           the workspace's test runner, `cargo install`
+#
 # (The Python tooling in .venv is installed by ./taskw, not here.)
 set -euo pipefail
 # shellcheck source=scripts/stack/lib.sh
@@ -9,6 +16,48 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v cargo >/dev/null || die "cargo is not on PATH; install Rust (rustup) first"
 
+# --- PostgreSQL ---------------------------------------------------------------------------
+if bindir="$(bash scripts/stack/postgres.sh bindir)"; then
+    log "PostgreSQL server binaries: $bindir"
+elif command -v apt-get >/dev/null; then
+    sudo=()
+    if [[ $EUID -ne 0 ]]; then
+        command -v sudo >/dev/null || die "PostgreSQL 15+ is missing and installing it needs root: run 'apt-get install postgresql' as root"
+        sudo=(sudo)
+    fi
+    log "installing PostgreSQL from Debian's packages (postgresql)"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+        postgresql postgresql-contrib >/dev/null
+    # The package starts (and later boots) its own cluster on 5432; the stack runs its own on
+    # another port, so that one is not needed but is left as the package set it up.
+    bindir="$(bash scripts/stack/postgres.sh bindir)" || die "PostgreSQL was installed but no 15+ server binaries were found"
+    log "PostgreSQL server binaries: $bindir"
+else
+    die "no PostgreSQL 15+ server found: install it with your package manager (e.g. 'brew install postgresql@16', 'dnf install postgresql-server') so that initdb and pg_ctl are on PATH"
+fi
+
+# --- JVM components (Maven) ---------------------------------------------------------------
+command -v mvn >/dev/null || die "mvn is not on PATH; install Maven (and Java 17+)"
+pom=scripts/stack/pom.xml
+stamp="$JARS_DIR/.pom.sha256"
+wanted="$(sha256sum "$pom" | cut -d ' ' -f 1)"
+if [[ "$(cat "$stamp" 2>/dev/null || true)" == "$wanted" ]]; then
+    log "jars in $JARS_DIR match $pom"
+else
+    log "resolving $pom into $JARS_DIR (Maven Central, cached in ~/.m2)"
+    rm -rf "$JARS_DIR"
+    mkdir -p "$JARS_DIR"
+    mvn -q -B -Dstyle.color=never -f "$pom" package -Djars.dir="$JARS_DIR" \
+        >"$(log_file maven)" 2>&1 || {
+        show_log_tail maven
+        die "Maven could not resolve $pom (log: $(log_file maven))"
+    }
+    rm -rf scripts/stack/target
+    printf '%s\n' "$wanted" >"$stamp"
+fi
+
+# --- cargo tools --------------------------------------------------------------------------
 installed="$(cargo install --list)"
 
 # ensure CRATE VERSION [EXTRA cargo install ARGS...]
@@ -23,5 +72,5 @@ ensure() {
     cargo install "$crate" --version "$version" --locked "$@"
 }
 
-ensure tansu 0.6.0 --features dynostore,libsql
 ensure rivven-schema 0.0.22
+ensure cargo-nextest 0.9.151

@@ -22,22 +22,30 @@ VENV_PYTHON="$REPO_ROOT/.venv/bin/python"
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
 export REPO_ROOT LOCAL_DIR LOG_DIR RUN_DIR DATA_DIR VENV_PYTHON TARGET_DIR
 
-# Binaries from `cargo install` (tansu, rivven-schema) live here.
+# Binaries from `cargo install` (rivven-schema, cargo-nextest) live here.
 case ":$PATH:" in
 *":${CARGO_HOME:-$HOME/.cargo}/bin:"*) ;;
 *) PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH" ;;
 esac
 export PATH
 
-# Fixed local endpoints (everything on the loopback interface).
-STACK_HOST=127.0.0.1
-KAFKA_PORT=9092
-REGISTRY_PORT=8081
-OBJECTSTORE_PORT=9000
-POSTGRES_PORT=5432
-POSTGRES_DB=substrate
-POSTGRES_URL="postgresql://postgres@$STACK_HOST:$POSTGRES_PORT/$POSTGRES_DB"
-export STACK_HOST KAFKA_PORT REGISTRY_PORT OBJECTSTORE_PORT POSTGRES_PORT POSTGRES_DB POSTGRES_URL
+# The stack's addresses are defined once, in local-stack.env (plain KEY=value lines).
+set -a
+# shellcheck source=../../local-stack.env
+source "$REPO_ROOT/local-stack.env"
+set +a
+STACK_HOST="$LOCAL_STACK_HOST"
+KAFKA_PORT="${LOCAL_KAFKA_BROKERS##*:}"
+KAFKA_CONTROLLER_PORT="$LOCAL_KAFKA_CONTROLLER_PORT"
+REGISTRY_PORT="${LOCAL_SCHEMA_REGISTRY_URL##*:}"
+OBJECTSTORE_PORT="${LOCAL_S3_ENDPOINT##*:}"
+POSTGRES_PORT="$LOCAL_POSTGRES_PORT"
+POSTGRES_URL="$LOCAL_DATABASE_URL"
+POSTGRES_DB="${POSTGRES_URL##*/}"
+# JVM components' jars (scripts/stack/pom.xml) are copied here by install.sh.
+JARS_DIR="$LOCAL_DIR/jars"
+export STACK_HOST KAFKA_PORT KAFKA_CONTROLLER_PORT REGISTRY_PORT OBJECTSTORE_PORT POSTGRES_PORT \
+    POSTGRES_URL POSTGRES_DB JARS_DIR
 
 mkdir -p "$LOG_DIR" "$RUN_DIR" "$DATA_DIR"
 cd "$REPO_ROOT"

@@ -8,16 +8,6 @@ line() {
     printf '%-18s %-8s %-16s %s\n' "$1" "$2" "$3" "$4"
 }
 
-postgres_pid() {
-    local datadir
-    datadir="$(pg_lsclusters -h 2>/dev/null | awk -v port="$POSTGRES_PORT" '$3 == port {print $6; exit}')" || true
-    if [[ -n "$datadir" && -r "$datadir/postmaster.pid" ]]; then
-        head -n 1 "$datadir/postmaster.pid"
-    else
-        echo -
-    fi
-}
-
 # component NAME PORT : a process started by up.sh.
 component() {
     local name="$1" port="$2" state=stopped address=- pid=-
@@ -36,12 +26,14 @@ component() {
 }
 
 line COMPONENT STATE ADDRESS PID
-if pg_isready -q -h "$STACK_HOST" -p "$POSTGRES_PORT"; then
-    line postgres running "$STACK_HOST:$POSTGRES_PORT" "$(postgres_pid)"
-else
-    line postgres stopped "$STACK_HOST:$POSTGRES_PORT" -
+read -r pg_state pg_pid < <(bash scripts/stack/postgres.sh status)
+if [[ "$pg_state" == running ]] && ! pg_isready -q -h "$STACK_HOST" -p "$POSTGRES_PORT" -U postgres; then
+    pg_state=starting
+elif [[ "$pg_state" == stopped ]] && port_open "$STACK_HOST" "$POSTGRES_PORT"; then
+    pg_state=foreign
 fi
-component tansu "$KAFKA_PORT"
+line postgres "$pg_state" "$STACK_HOST:$POSTGRES_PORT" "${pg_pid:--}"
+component kafka "$KAFKA_PORT"
 component rivven-schema "$REGISTRY_PORT"
 component local-objectstore "$OBJECTSTORE_PORT"
 component pgnet-worker ""

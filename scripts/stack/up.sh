@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Starts the Docker-free local stack on 127.0.0.1 and bootstraps it:
+# Starts the Docker-free local stack on 127.0.0.1 and bootstraps it (ports: local-stack.env):
 #
-#   postgres          :5432  the machine's PostgreSQL (started if down), schema applied
-#   tansu             :9092  Kafka broker, SQLite storage in .local/data/tansu/tansu.db
-#   rivven-schema     :8081  schema registry (in memory; re-filled by the bootstrap)
-#   local-objectstore :9000  S3 with webhooks to the media-service, data in .local/data/objectstore
-#   pgnet-worker             delivers the requests queued by the local pg_net
+#   postgres          :54322  the stack's own cluster (.local/data/postgres), schema applied
+#   kafka             :9092   Apache Kafka 4 (KRaft, one node), data in .local/data/kafka
+#   rivven-schema     :8081   schema registry (in memory; re-filled by the bootstrap)
+#   local-objectstore :9000   S3 with webhooks to the media-service, data in .local/data/objectstore
+#   pgnet-worker              delivers the requests queued by the local pg_net
 #
 # A component that is already running (live pid and open port) is left alone, so running
-# this again is quick. Environment:
+# this again is quick. Run scripts/stack/install.sh first (./taskw setup). Environment:
 #   STACK_SKIP_BUILD=1   do not `cargo build -p local-objectstore` before starting it
 #   MEDIA_WEBHOOK_TOKEN  bearer token of the object-store webhooks (default local-webhook-token)
 set -euo pipefail
@@ -38,19 +38,14 @@ start_service() {
     start_bg "$name" "$@"
 }
 
+# --- Apache Kafka (broker) ----------------------------------------------------------------
+# Started before the slower steps below so the JVM warms up while they run.
+start_service kafka "$KAFKA_PORT" -- \
+    env KAFKA_JARS_DIR="$JARS_DIR/kafka" \
+    scripts/stack/kafka-node.sh "$DATA_DIR/kafka" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+
 # --- PostgreSQL ---------------------------------------------------------------------------
-if ! pg_isready -q -h "$STACK_HOST" -p "$POSTGRES_PORT"; then
-    command -v pg_ctlcluster >/dev/null || die "PostgreSQL is not accepting connections on $STACK_HOST:$POSTGRES_PORT and pg_ctlcluster is missing"
-    pg_version="$(find /etc/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort -V | tail -n 1)"
-    [[ -n "$pg_version" ]] || die "no cluster under /etc/postgresql"
-    log "starting PostgreSQL $pg_version/main"
-    pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start
-    for _ in $(seq 1 60); do
-        pg_isready -q -h "$STACK_HOST" -p "$POSTGRES_PORT" && break
-        sleep 0.5
-    done
-    pg_isready -q -h "$STACK_HOST" -p "$POSTGRES_PORT" || die "PostgreSQL did not come up on $STACK_HOST:$POSTGRES_PORT"
-fi
+bash scripts/stack/postgres.sh start
 log "applying the Supabase schema to database $POSTGRES_DB"
 "$VENV_PYTHON" scripts/supabase_apply.py "$POSTGRES_URL" >>"$(log_file supabase-apply)" 2>&1 || {
     show_log_tail supabase-apply
@@ -63,19 +58,6 @@ psql -X -q -v ON_ERROR_STOP=1 "$POSTGRES_URL" -c "
     select vault.create_secret('http://$STACK_HOST:8080', 'gateway_url', 'local stack api-gateway')
      where not exists (select 1 from vault.decrypted_secrets where name = 'gateway_url')" >/dev/null \
     || die "could not store the local gateway_url in the vault"
-
-# --- tansu (Kafka broker) -----------------------------------------------------------------
-command -v tansu >/dev/null || die "tansu is not installed; run ./taskw setup"
-mkdir -p "$DATA_DIR/tansu"
-# The storage URL is relative to the working directory on purpose: tansu.db lands in
-# .local/data/tansu. The env reset keeps stray CLUSTER_ID / LISTENER_URL variables out;
-# NO_COLOR keeps ANSI colours out of the logs.
-start_service tansu "$KAFKA_PORT" --cwd "$DATA_DIR/tansu" -- \
-    env -u CLUSTER_ID -u LISTENER_URL -u ADVERTISED_LISTENER_URL -u STORAGE_ENGINE -u SCHEMA_REGISTRY NO_COLOR=1 \
-    tansu broker \
-    --listener-url "tcp://$STACK_HOST:$KAFKA_PORT" \
-    --advertised-listener-url "tcp://$STACK_HOST:$KAFKA_PORT" \
-    --storage-engine sqlite://tansu.db
 
 # --- rivven-schema (schema registry) ------------------------------------------------------
 command -v rivven-schema >/dev/null || die "rivven-schema is not installed; run ./taskw setup"
@@ -107,7 +89,7 @@ start_service pgnet-worker "" -- \
     env PGNET_DATABASE_URL="$POSTGRES_URL" PYTHONUNBUFFERED=1 "$VENV_PYTHON" scripts/pgnet_worker.py
 
 # --- wait, then bootstrap -----------------------------------------------------------------
-wait_for_port "$STACK_HOST" "$KAFKA_PORT" 60 tansu
+wait_for_port "$STACK_HOST" "$KAFKA_PORT" 90 kafka
 wait_for_port "$STACK_HOST" "$REGISTRY_PORT" 60 rivven-schema
 wait_for_port "$STACK_HOST" "$OBJECTSTORE_PORT" 60 local-objectstore
 sleep 0.2

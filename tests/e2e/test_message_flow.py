@@ -32,9 +32,14 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import supabase_apply  # noqa: E402
 
-BROKERS = os.environ.get("APP__KAFKA__BROKERS", "127.0.0.1:9092")
-REGISTRY = os.environ.get("APP__REGISTRY__URL", "http://127.0.0.1:8081")
-SERVER = "postgresql://postgres@127.0.0.1:5432"
+BROKERS = os.environ.get("APP__KAFKA__BROKERS") or supabase_apply.local_stack_value(
+    "LOCAL_KAFKA_BROKERS"
+)
+REGISTRY = os.environ.get("APP__REGISTRY__URL") or supabase_apply.local_stack_value(
+    "LOCAL_SCHEMA_REGISTRY_URL"
+)
+# the local stack's server, without the database name
+SERVER = supabase_apply.local_database_url().rsplit("/", 1)[0]
 SECRET = "e2e-jwt-secret-with-at-least-32-characters!"
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "debug"
 
@@ -118,7 +123,7 @@ def environment(tmp_path: Path):
     consumer = subprocess.Popen(
         [TARGET / "message-consumer"],
         env={**common, "APP__HTTP__PORT": str(consumer_port), "APP_CONFIG_DIR": str(consumer_config),
-             "APP__POSTGRES__URL": f"postgres://postgres@127.0.0.1:5432/{database}"},
+             "APP__POSTGRES__URL": f"{SERVER}/{database}"},
         stdout=subprocess.DEVNULL, stderr=open(logs / "consumer.log", "w"),
     )
     try:

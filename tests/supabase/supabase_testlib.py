@@ -2,9 +2,9 @@
 
 Every test module or test gets its own database, named sb_test_<8 hex>,
 built with scripts/supabase_apply.py and dropped afterwards, so tests can run
-in parallel and repeatedly on one server. The server defaults to
-postgresql://postgres@127.0.0.1:5432 (a superuser); override it with
-SUPABASE_TEST_SERVER_URL.
+in parallel and repeatedly on one server. The server defaults to the local
+stack's PostgreSQL (LOCAL_DATABASE_URL of local-stack.env, a superuser);
+override it with SUPABASE_TEST_SERVER_URL.
 """
 
 from __future__ import annotations
@@ -32,11 +32,6 @@ from psycopg.conninfo import make_conninfo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO_ROOT / "scripts"
-SERVER_URL = os.environ.get(
-    "SUPABASE_TEST_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
 def _load_script(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     assert spec is not None and spec.loader is not None
@@ -46,6 +41,10 @@ def _load_script(name: str) -> ModuleType:
 
 
 supabase_apply = _load_script("supabase_apply")
+
+SERVER_URL = os.environ.get("SUPABASE_TEST_SERVER_URL") or make_conninfo(
+    supabase_apply.local_database_url(), dbname="postgres"
+)
 
 
 def conninfo_for(dbname: str) -> str:
@@ -199,6 +198,15 @@ def pgnet_worker(dsn: str, log_path: Path, **env: str) -> Iterator[subprocess.Po
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def wait_until_started(log_path: Path, timeout: float = 30.0) -> None:
+    """Wait until the worker logged that it is starting: its signal handlers are installed by
+    then, so a SIGTERM is a clean stop rather than the interpreter's default death."""
+    deadline = time.monotonic() + timeout
+    while "pg_net worker starting" not in log_path.read_text():
+        assert time.monotonic() < deadline, f"worker did not start: {log_path.read_text()}"
+        time.sleep(0.05)
 
 
 def stop_worker(process: subprocess.Popen) -> int:

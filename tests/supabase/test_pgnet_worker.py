@@ -18,6 +18,7 @@ from supabase_testlib import (
     stop_worker,
     supabase_apply,
     wait_for_responses,
+    wait_until_started,
 )
 
 PG_NET_SIGNATURE = (
@@ -149,6 +150,7 @@ def test_worker_waits_for_the_schema_and_then_delivers(tmp_path: Path) -> None:
     # The local stack may start the worker before the schema is applied.
     with fresh_database(migrations=False) as dsn, WebhookListener() as listener:
         with pgnet_worker(dsn, tmp_path / "w.log") as worker:
+            wait_until_started(tmp_path / "w.log")
             time.sleep(0.5)
             assert worker.poll() is None, "worker exited while net schema was missing"
 
@@ -164,7 +166,7 @@ def test_worker_waits_for_the_schema_and_then_delivers(tmp_path: Path) -> None:
 
 def test_worker_exits_zero_on_sigterm_when_idle(db: str, tmp_path: Path) -> None:
     with pgnet_worker(db, tmp_path / "w.log") as worker:
-        time.sleep(0.5)
+        wait_until_started(tmp_path / "w.log")
         assert stop_worker(worker) == 0
 
     assert "pg_net worker stopped" in (tmp_path / "w.log").read_text()

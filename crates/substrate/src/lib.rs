@@ -17,6 +17,7 @@ pub mod health;
 pub mod http;
 pub mod kafka;
 pub mod keys;
+pub mod local_stack;
 pub mod postgres;
 pub mod s3;
 pub mod shutdown;

@@ -32,7 +32,7 @@ pub struct PostgresSettings {
 impl Default for PostgresSettings {
     fn default() -> Self {
         Self {
-            url: SecretString::from("postgres://postgres@127.0.0.1:5432/substrate"),
+            url: SecretString::from(crate::local_stack::database_url()),
             max_connections: 5,
             acquire_timeout_ms: 3_000,
             statement_timeout_ms: 10_000,

@@ -45,8 +45,8 @@ pub struct S3Settings {
 impl Default for S3Settings {
     fn default() -> Self {
         Self {
-            endpoint: "127.0.0.1:9000".to_owned(),
-            public_endpoint: "127.0.0.1:9000".to_owned(),
+            endpoint: crate::local_stack::s3_endpoint().to_owned(),
+            public_endpoint: crate::local_stack::s3_endpoint().to_owned(),
             access_key: "admin".to_owned(),
             secret_key: SecretString::from("password"),
             bucket: "media-uploads".to_owned(),

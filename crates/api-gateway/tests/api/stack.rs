@@ -282,52 +282,58 @@ async fn a_configmap_style_swap_of_routes_yaml_takes_effect_without_restart() {
     );
 }
 
-/// A private broker the test can stop and start (the shared one must stay up for other tests).
+/// A private broker the test can stop and start (the shared one must stay up for other tests): a
+/// single-node Apache Kafka run by the stack's own launcher, with its data in a directory of
+/// its own so a restart keeps its topics.
 struct Broker {
     dir: std::path::PathBuf,
     port: u16,
+    controller_port: u16,
     child: Option<Child>,
 }
 
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 impl Broker {
-    fn start(dir: &Path, port: u16) -> Child {
-        Command::new("tansu")
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://127.0.0.1:{port}"),
-                "--advertised-listener-url",
-                &format!("tcp://127.0.0.1:{port}"),
-                "--storage-engine",
-                "sqlite://tansu.db",
-            ])
-            .current_dir(dir)
-            .env("NO_COLOR", "1")
+    fn start(&self) -> Child {
+        let launcher = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/stack/kafka-node.sh"
+        );
+        Command::new("bash")
+            .arg(launcher)
+            .arg(&self.dir)
+            .arg(self.port.to_string())
+            .arg(self.controller_port.to_string())
+            // A small heap: this broker carries a handful of records.
+            .env("KAFKA_HEAP_OPTS", "-Xms64m -Xmx256m")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting tansu (is it on PATH? ./taskw setup): {e}"))
+            .unwrap_or_else(|e| panic!("starting a private Kafka ({launcher}): {e}"))
     }
 
     async fn new() -> Self {
-        let port = StdListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let dir = std::env::temp_dir().join(unique("tansu"));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let broker = Self {
-            child: Some(Self::start(&dir, port)),
-            dir,
-            port,
+        let mut broker = Self {
+            dir: std::env::temp_dir().join(unique("kafka")),
+            port: free_port(),
+            controller_port: free_port(),
+            child: None,
         };
+        broker.child = Some(broker.start());
         broker.wait_listening().await;
         broker
     }
 
     async fn wait_listening(&self) {
         let port = self.port;
-        let up = eventually(Duration::from_secs(20), || async move {
+        // A JVM broker on a loaded 2-core machine can take tens of seconds to open its port.
+        let up = eventually(Duration::from_secs(90), || async move {
             tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
@@ -344,7 +350,7 @@ impl Broker {
     }
 
     async fn restart(&mut self) {
-        self.child = Some(Self::start(&self.dir, self.port));
+        self.child = Some(self.start());
         self.wait_listening().await;
     }
 }
@@ -352,6 +358,7 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -378,10 +385,6 @@ async fn with_the_broker_down_requests_get_503_and_nothing_acknowledged_is_lost(
     env.write_default_routes();
     let mut settings = env.settings();
     settings.kafka.delivery_timeout_ms = 2_000;
-    // tansu 0.6 answers the idempotent producer's epoch bump after a delivery timeout with
-    // OutOfOrderSequenceNumber and then stops accepting produces until restarted, so this test
-    // runs the producer non-idempotent (production brokers keep it on; see docs/local-stack.md).
-    settings.kafka.idempotence = false;
     let app = spawn_app(settings).await;
     let message =
         |n: usize| json!({"user_id":"x","email":"e","message":format!("msg-{n}"),"timestamp":"t"});

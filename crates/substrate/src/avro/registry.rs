@@ -38,7 +38,7 @@ pub struct RegistrySettings {
 impl Default for RegistrySettings {
     fn default() -> Self {
         Self {
-            url: "http://127.0.0.1:8081".to_owned(),
+            url: crate::local_stack::schema_registry_url().to_owned(),
             timeout_ms: 5_000,
             latest_ttl_secs: 300,
         }

@@ -57,7 +57,7 @@ pub struct KafkaSettings {
 impl Default for KafkaSettings {
     fn default() -> Self {
         Self {
-            brokers: "127.0.0.1:9092".to_owned(),
+            brokers: crate::local_stack::kafka_brokers().to_owned(),
             sasl_mechanism: String::new(),
             sasl_username: String::new(),
             sasl_password: None,
