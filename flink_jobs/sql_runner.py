@@ -9,8 +9,10 @@ credit_balance, media_notification (spec 3.1).
 What it does:
 
 1. Configures the execution environment: checkpointing in exactly-once mode every
-   FLINK_CHECKPOINT_INTERVAL_MS (so Kafka offsets are committed with each checkpoint and
-   Kafka sinks commit their transactions), optionally a checkpoint directory.
+   FLINK_CHECKPOINT_INTERVAL_MS (state snapshots; Kafka offsets are committed with each
+   checkpoint), optionally a checkpoint directory. Kafka sinks are at-least-once by default,
+   so a record is visible downstream as soon as it is written, not one checkpoint later
+   (see README.md, "Delivery guarantees").
 2. Registers the Kafka sink ``platform_unified_events`` and the twelve Kafka source tables
    (section SOURCES below). Sources start from the consumer group's committed offsets and fall
    back to the earliest offset only for a group that has none, so a restart resumes where the
@@ -49,11 +51,13 @@ DEFAULTS: dict[str, str] = {
     ),
     "SUPABASE_DB_USER": "postgres",
     "SUPABASE_DB_PASSWORD": "postgres",
-    # checkpointing (exactly-once); Kafka offsets are committed when a checkpoint completes
+    # checkpointing (exactly-once state); Kafka offsets are committed when a checkpoint
+    # completes. With at-least-once sinks the interval only bounds the replay after a restart.
     "FLINK_CHECKPOINT_INTERVAL_MS": "10000",
-    # Kafka sinks: exactly-once uses Kafka transactions committed on checkpoints; a broker
-    # without transaction support needs at-least-once (downstream then dedupes on event_id)
-    "KAFKA_SINK_DELIVERY_GUARANTEE": "exactly-once",
+    # Kafka sinks: at-least-once writes at once (a restart may repeat records, which every
+    # consumer handles idempotently by its event's key); exactly-once uses Kafka transactions
+    # committed on checkpoints, which delays every record by up to one checkpoint interval
+    "KAFKA_SINK_DELIVERY_GUARANTEE": "at-least-once",
     "KAFKA_TRANSACTIONAL_ID_PREFIX": "event-substrate",
     # must not exceed the broker's transaction.max.timeout.ms (15 minutes by default)
     "KAFKA_TRANSACTION_TIMEOUT_MS": "900000",
@@ -68,6 +72,9 @@ OPTIONAL = (
     "KAFKA_SASL_USERNAME",
     "KAFKA_SASL_PASSWORD",
     "FLINK_CHECKPOINT_DIR",
+    # appended to every Kafka topic, consumer group and transactional id: runs an isolated
+    # copy of the processors on a shared broker (the connector tests use one per test)
+    "KAFKA_TOPIC_SUFFIX",
 )
 
 
@@ -424,17 +431,22 @@ def sasl_options(environ: Mapping[str, str] | None = None) -> list[tuple[str, st
     ]
 
 
+def suffixed(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """A topic, group or transactional id with KAFKA_TOPIC_SUFFIX appended."""
+    return name + setting("KAFKA_TOPIC_SUFFIX", environ).strip()
+
+
 def kafka_source_options(
     topic: str, group: str, environ: Mapping[str, str] | None = None
 ) -> list[tuple[str, str]]:
     """Options of a Kafka source table (Flink 2.x Kafka connector, avro-confluent values):
     committed group offsets, earliest only for a group without any; only committed records
-    of transactional producers (the exactly-once Flink sinks), never aborted ones."""
+    of transactional producers (exactly-once sinks), never aborted ones."""
     return [
         ("connector", "kafka"),
-        ("topic", topic),
+        ("topic", suffixed(topic, environ)),
         ("properties.bootstrap.servers", setting("REDPANDA_BROKERS", environ)),
-        ("properties.group.id", group),
+        ("properties.group.id", suffixed(group, environ)),
         ("scan.startup.mode", "group-offsets"),
         ("properties.auto.offset.reset", "earliest"),
         ("properties.isolation.level", "read_committed"),
@@ -447,14 +459,16 @@ def kafka_source_options(
 def kafka_sink_options(
     topic: str, transactional_id: str, environ: Mapping[str, str] | None = None
 ) -> list[tuple[str, str]]:
-    """Options of a Kafka sink table. With exactly-once (default) records are written in a
-    Kafka transaction committed when the checkpoint completes; `transactional_id` must be
-    unique per sink table across all jobs on the cluster."""
+    """Options of a Kafka sink table. At-least-once (default) sends every record at once and
+    flushes on each checkpoint. With exactly-once records are written in a Kafka transaction
+    committed when the checkpoint completes; `transactional_id` must be unique per sink table
+    across all jobs on the cluster."""
     guarantee = setting("KAFKA_SINK_DELIVERY_GUARANTEE", environ).strip()
     if guarantee not in ("exactly-once", "at-least-once", "none"):
         raise ConfigError(
             f"KAFKA_SINK_DELIVERY_GUARANTEE must be exactly-once, at-least-once or none, got {guarantee!r}"
         )
+    topic = suffixed(topic, environ)
     options = [
         ("connector", "kafka"),
         ("topic", topic),
@@ -467,7 +481,7 @@ def kafka_sink_options(
     if guarantee == "exactly-once":
         prefix = setting("KAFKA_TRANSACTIONAL_ID_PREFIX", environ).strip()
         options += [
-            ("sink.transactional-id-prefix", f"{prefix}-{transactional_id}"),
+            ("sink.transactional-id-prefix", suffixed(f"{prefix}-{transactional_id}", environ)),
             (
                 "properties.transaction.timeout.ms",
                 str(int_setting("KAFKA_TRANSACTION_TIMEOUT_MS", environ)),
@@ -555,6 +569,15 @@ def submit(t_env, plan: Plan):
     return statement_set.execute()
 
 
+def wait_unless_detached(t_env, result) -> None:
+    """Waits for the streaming job like a local run or an attached `flink run` does; returns
+    once it is submitted when the client is detached (`flink run -d`, execution.attached
+    false, as scripts/stack/flink.sh submits), so no client process stays behind per job."""
+    if str(t_env.get_config().get("execution.attached", "true")).lower() == "false":
+        return
+    result.wait()
+
+
 def main(argv: Sequence[str]) -> int:
     if not argv:
         print("usage: sql_runner.py <file.sql> [more.sql ...]", file=sys.stderr)
@@ -563,6 +586,8 @@ def main(argv: Sequence[str]) -> int:
         plan = plan_files(argv)
         builtin = builtin_ddl()
         config = flink_configuration()
+        # the job's name on the cluster (scripts/stack/flink.sh finds it by this name)
+        config["pipeline.name"] = os.environ.get("FLINK_JOB_NAME") or "sql-processors"
     except (ConfigError, OSError) as error:
         print(f"sql_runner: {error}", file=sys.stderr)
         return 1
@@ -571,7 +596,7 @@ def main(argv: Sequence[str]) -> int:
         t_env.execute_sql(statement)
     result = submit(t_env, plan)
     print(f"sql_runner: submitted {len(plan.inserts)} INSERT statement(s) from {len(argv)} file(s)")
-    result.wait()
+    wait_unless_detached(t_env, result)
     return 0
 
 

@@ -30,6 +30,7 @@ from flink_jobs.sql_runner import (  # noqa: E402  (after the sys.path set-up ab
     kafka_source_options,
     setting,
     table_ddl,
+    wait_unless_detached,
 )
 
 #: The Python packages a job ships to its Python workers (functions are pickled by reference
@@ -198,19 +199,28 @@ class Deadline:
 # Execution environment
 
 
+#: Python workers: a bundle of records is buffered at most this long before the worker
+#: processes it (Flink's default is 1000 ms, i.e. up to a second of latency per Python
+#: operator on the upload saga's path); at the saga's rates the smaller bundles cost nothing.
+PYTHON_CONFIG = {"python.fn-execution.bundle.time": "50"}
+
+
 def create_environments(
     job_name: str,
     environ: Mapping[str, str] | None = None,
     extra_config: Mapping[str, str] | None = None,
 ):
     """(StreamExecutionEnvironment, StreamTableEnvironment) for a job: exactly-once
-    checkpointing and connector jars as in the SQL runner, the job name, and this repository's
-    Python packages shipped to the Python workers."""
+    checkpointing and connector jars as in the SQL runner, short Python bundles, the job name,
+    and this repository's Python packages shipped to the Python workers."""
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import EnvironmentSettings, StreamTableEnvironment
 
-    config = {**flink_configuration(environ), "pipeline.name": job_name, **(extra_config or {})}
+    config = {
+        **flink_configuration(environ), **PYTHON_CONFIG, "pipeline.name": job_name,
+        **(extra_config or {}),
+    }
     configuration = Configuration()
     for key, value in config.items():
         configuration.set_string(key, value)

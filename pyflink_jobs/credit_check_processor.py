@@ -131,6 +131,9 @@ class CreditCheck:
         }
 
 
+# The one per-user credit lock: the api-gateway's legacy upload-url takes the same one
+# (CREDIT_LOCK_PREFIX in crates/api-gateway/src/edges.rs), so a user's last credit is spent once
+# whichever path asks; tests/e2e/test_credit_lock.py holds both to it. Change them together.
 LOCK_SQL = "select pg_advisory_xact_lock(hashtextextended('credit_ledger:' || %(user_id)s, 0))"
 
 DEDUCT_SQL = """
@@ -302,7 +305,7 @@ def main() -> int:
         return 1
     _, t_env = common.create_environments("credit-check-processor")
     common.execute_ddl(t_env, ddl)
-    build(t_env, db_settings(), attempts=max(1, attempts)).execute().wait()
+    common.wait_unless_detached(t_env, build(t_env, db_settings(), attempts=max(1, attempts)).execute())
     return 0
 
 

@@ -1,9 +1,9 @@
 """Echo: copies every login event to internal.identity.login.echo (spec 4.1). No state, no
 keying; a smoke test of the PyFlink deployment path.
 
-The sink writes with the Kafka sink's delivery guarantee (exactly-once by default, committed
-with each checkpoint), and the source resumes from the group's committed offsets, so a
-restart does not echo the topic again.
+The sink writes with the Kafka sinks' delivery guarantee (at-least-once by default, see
+flink_jobs/README.md), and the source resumes from the group's committed offsets, so a
+restart echoes at most the records since the last checkpoint again.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> int:
         return 1
     _, t_env = common.create_environments("pyflink-echo-job")
     common.execute_ddl(t_env, ddl)
-    build(t_env).execute().wait()
+    common.wait_unless_detached(t_env, build(t_env).execute())
     return 0
 
 

@@ -243,7 +243,7 @@ def main() -> int:
         return 1
     _, t_env = common.create_environments("move-saga-processor")
     common.execute_ddl(t_env, ddl)
-    build(t_env, timeout).execute().wait()
+    common.wait_unless_detached(t_env, build(t_env, timeout).execute())
     return 0
 
 

@@ -379,7 +379,7 @@ def main() -> int:
         return 1
     _, t_env = common.create_environments("ttl-expiry-processor")
     common.execute_ddl(t_env, ddl)
-    build(t_env, config).execute().wait()
+    common.wait_unless_detached(t_env, build(t_env, config).execute())
     return 0
 
 

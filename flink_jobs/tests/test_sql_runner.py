@@ -172,7 +172,8 @@ def test_source_options_resume_from_committed_offsets():
     }
 
 
-def test_sink_options_exactly_once_by_default():
+def test_sink_options_at_least_once_by_default():
+    # at-least-once: records are visible downstream at once, not one checkpoint later
     opts = options(r.kafka_sink_options("topic.b", "sink_b", {"REDPANDA_BROKERS": "k:1"}))
     assert opts == {
         "connector": "kafka",
@@ -181,18 +182,27 @@ def test_sink_options_exactly_once_by_default():
         "value.format": "avro-confluent",
         "value.avro-confluent.url": "http://host.docker.internal:8081",
         "value.avro-confluent.subject": "topic.b-value",
-        "sink.delivery-guarantee": "exactly-once",
-        "sink.transactional-id-prefix": "event-substrate-sink_b",
-        "properties.transaction.timeout.ms": "900000",
+        "sink.delivery-guarantee": "at-least-once",
     }
 
 
-def test_sink_options_at_least_once_and_invalid_guarantee():
-    opts = options(r.kafka_sink_options("t", "s", {"KAFKA_SINK_DELIVERY_GUARANTEE": "at-least-once"}))
-    assert opts["sink.delivery-guarantee"] == "at-least-once"
-    assert "sink.transactional-id-prefix" not in opts
+def test_sink_options_exactly_once_and_invalid_guarantee():
+    opts = options(r.kafka_sink_options("t", "s", {"KAFKA_SINK_DELIVERY_GUARANTEE": "exactly-once"}))
+    assert opts["sink.delivery-guarantee"] == "exactly-once"
+    assert opts["sink.transactional-id-prefix"] == "event-substrate-s"
+    assert opts["properties.transaction.timeout.ms"] == "900000"
     with pytest.raises(r.ConfigError):
         r.kafka_sink_options("t", "s", {"KAFKA_SINK_DELIVERY_GUARANTEE": "twice"})
+
+
+def test_topic_suffix_isolates_topics_groups_subjects_and_transactions():
+    env = {"KAFKA_TOPIC_SUFFIX": ".t1", "KAFKA_SINK_DELIVERY_GUARANTEE": "exactly-once"}
+    source = options(r.kafka_source_options("topic.a", "group-a", env))
+    assert (source["topic"], source["properties.group.id"]) == ("topic.a.t1", "group-a.t1")
+    sink = options(r.kafka_sink_options("topic.b", "sink_b", env))
+    assert sink["topic"] == "topic.b.t1"
+    assert sink["value.avro-confluent.subject"] == "topic.b.t1-value"
+    assert sink["sink.transactional-id-prefix"] == "event-substrate-sink_b.t1"
 
 
 def test_no_sasl_unless_configured():

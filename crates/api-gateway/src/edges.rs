@@ -57,6 +57,13 @@ pub trait MediaStore: Send + Sync + std::fmt::Debug {
 }
 
 /// [`MediaStore`] on Postgres.
+/// Prefix of the per-user advisory lock that serialises every credit spend: the lock key is
+/// `hashtextextended(CREDIT_LOCK_PREFIX || user_id, 0)`. The upload saga's credit check
+/// (`LOCK_SQL` in `pyflink_jobs/credit_check_processor.py`) takes the same lock, so the legacy
+/// route and the saga can never both spend a user's last credit; change both together
+/// (`tests/e2e/test_credit_lock.py` holds them to it).
+pub const CREDIT_LOCK_PREFIX: &str = "credit_ledger:";
+
 #[derive(Debug, Clone)]
 pub struct PgMediaStore {
     pool: PgPool,
@@ -82,9 +89,8 @@ impl MediaStore for PgMediaStore {
         request_id: &str,
     ) -> Result<CreditOutcome, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        // Serialises concurrent deductions of the same user (the saga's credit check takes the
-        // same lock), so two requests cannot both spend the last credit.
-        sqlx::query("select pg_advisory_xact_lock(hashtextextended('credits:' || $1, 0))")
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended($1 || $2, 0))")
+            .bind(CREDIT_LOCK_PREFIX)
             .bind(user_id)
             .execute(&mut *tx)
             .await
@@ -99,7 +105,8 @@ impl MediaStore for PgMediaStore {
         if balance <= 0 {
             return Ok(CreditOutcome::Insufficient);
         }
-        sqlx::query(
+        let now = substrate::time::now_rfc3339();
+        let deducted = sqlx::query(
             "insert into public.credit_ledger
                  (user_id, amount, event_type, description, event_time, idempotency_key)
              values ($1, -1, 'credit.upload_deducted', 'Upload: ' || $2, $3, $4)
@@ -107,11 +114,36 @@ impl MediaStore for PgMediaStore {
         )
         .bind(user_id)
         .bind(file_name)
-        .bind(substrate::time::now_rfc3339())
+        .bind(&now)
         .bind(format!("legacy_upload_deducted:{request_id}"))
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
+        if deducted.rows_affected() > 0 {
+            // The same notification the saga's credit check writes with its deduction, in the
+            // same transaction, so the browser's credit badge refreshes whichever path spent.
+            let payload = serde_json::json!({
+                "amount": -1,
+                "reason": "upload_deducted",
+                "file_name": file_name,
+                "request_id": request_id,
+            });
+            sqlx::query(
+                "insert into public.user_notifications
+                     (user_id, event_type, payload, event_time, idempotency_key)
+                 values ($1, 'credit.balance_changed', $2, $3, $4)
+                 on conflict (idempotency_key) do nothing",
+            )
+            .bind(user_id)
+            .bind(payload.to_string())
+            .bind(&now)
+            .bind(format!(
+                "credit.balance_changed:legacy_upload_deducted:{request_id}"
+            ))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
         tx.commit().await.map_err(store_error)?;
         Ok(CreditOutcome::Deducted)
     }

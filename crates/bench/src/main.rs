@@ -5,8 +5,12 @@
 //! - `consumer`: draining a pre-filled topic of N messages into `user_notifications` vs. `COPY`
 //!   of the same rows; then end-to-end latency (produce → row committed) at a steady rate.
 //!
-//! `cargo run --release -p bench -- gateway|consumer|all` (or `./taskw bench`). Prints a Markdown
-//! table; numbers go to docs/benchmarks.md by hand, with the machine they came from.
+//! - `saga`: against the running platform (`./taskw up`, processors included): signup →
+//!   `credit.balance_changed`, upload intent → `media.upload_ready`, PUT → `media.upload_completed`,
+//!   each latency taken from the database's own timestamps.
+//!
+//! `cargo run --release -p bench -- gateway|consumer|saga|all` (or `./taskw bench`). Prints a
+//! Markdown table; numbers go to docs/benchmarks.md by hand, with the machine they came from.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -336,6 +340,195 @@ async fn consumer(count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One user's pass through the sagas; every latency in milliseconds.
+struct SagaTimes {
+    signup_to_balance: f64,
+    intent_to_ready: f64,
+    put_to_completed: f64,
+}
+
+/// Polls `query` (one float8 column, one row) every 20 ms until it returns a row or `within`
+/// passes.
+async fn poll_latency(
+    pool: &sqlx::PgPool,
+    what: &str,
+    within: Duration,
+    query: impl Fn() -> sqlx::query::QueryScalar<
+        'static,
+        sqlx::Postgres,
+        f64,
+        sqlx::postgres::PgArguments,
+    >,
+) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(ms) = query().fetch_optional(pool).await? {
+            return Ok(ms);
+        }
+        if Instant::now() > deadline {
+            bail!("{what}: nothing within {within:?} (are the processors running? ./taskw status)");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn one_saga(
+    pool: &sqlx::PgPool,
+    client: &reqwest::Client,
+    gateway: &str,
+    secret: &str,
+    n: usize,
+) -> anyhow::Result<SagaTimes> {
+    let within = Duration::from_secs(60);
+    let user = uuid::Uuid::new_v4().to_string();
+    let email = format!("bench-saga-{n}-{}@example.com", &user[..8]);
+    // What Supabase Auth does on signup; the auth trigger posts the webhook from here on.
+    sqlx::query(
+        "insert into auth.users (id, email, email_confirmed_at) values ($1::uuid, $2, now())",
+    )
+    .bind(&user)
+    .bind(&email)
+    .execute(pool)
+    .await?;
+    let signup_to_balance = poll_latency(pool, "signup bonus notification", within, || {
+        sqlx::query_scalar(
+            "select extract(epoch from (n.created_at - u.created_at))::float8 * 1000
+               from public.user_notifications n join auth.users u on u.id::text = n.user_id
+              where n.user_id = $1 and n.event_type = 'credit.balance_changed'
+                and n.payload like '%signup_bonus%'",
+        )
+        .bind(user.clone())
+    })
+    .await?;
+
+    let claims = json!({"sub": user, "email": email, "aud": "authenticated", "role": "authenticated",
+        "exp": chrono::Utc::now().timestamp() + 3600});
+    let jwt = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )?;
+    let sent_at = chrono::Utc::now();
+    let response = client
+        .post(format!("{gateway}/api/v1/media/upload-intent"))
+        .bearer_auth(&jwt)
+        .json(&json!({"file_name": "bench.png", "media_type": "image/png", "file_size": 4}))
+        .send()
+        .await?;
+    if response.status() != 202 {
+        bail!("upload intent answered {}", response.status());
+    }
+    let request_id = response.json::<serde_json::Value>().await?["request_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let intent_to_ready = poll_latency(pool, "media.upload_ready", within, || {
+        sqlx::query_scalar(
+            "select extract(epoch from (created_at - $2::timestamptz))::float8 * 1000
+               from public.user_notifications
+              where user_id = $1 and event_type = 'media.upload_ready' and payload like $3",
+        )
+        .bind(user.clone())
+        .bind(sent_at)
+        .bind(format!("%{request_id}%"))
+    })
+    .await?;
+    let ready: String = sqlx::query_scalar(
+        "select payload from public.user_notifications
+          where user_id = $1 and event_type = 'media.upload_ready' and payload like $2",
+    )
+    .bind(&user)
+    .bind(format!("%{request_id}%"))
+    .fetch_one(pool)
+    .await?;
+    let ready: serde_json::Value = serde_json::from_str(&ready)?;
+    let upload_url = ready["upload_url"].as_str().unwrap_or_default();
+    let permanent = ready["file_path"]
+        .as_str()
+        .unwrap_or_default()
+        .replacen("uploads/", "files/", 1);
+    let put = client
+        .put(upload_url)
+        .header("content-type", "image/png")
+        .body(vec![0x89, b'P', b'N', b'G'])
+        .send()
+        .await?;
+    let put_at = chrono::Utc::now();
+    if !put.status().is_success() {
+        bail!("PUT to the signed URL answered {}", put.status());
+    }
+    let put_to_completed = poll_latency(pool, "media.upload_completed", within, || {
+        sqlx::query_scalar(
+            "select extract(epoch from (created_at - $2::timestamptz))::float8 * 1000
+               from public.user_notifications
+              where user_id = $1 and event_type = 'media.upload_completed' and payload like $3",
+        )
+        .bind(user.clone())
+        .bind(put_at)
+        .bind(format!("%{permanent}%"))
+    })
+    .await?;
+    Ok(SagaTimes {
+        signup_to_balance,
+        intent_to_ready,
+        put_to_completed,
+    })
+}
+
+async fn saga(count: usize) -> anyhow::Result<()> {
+    let stack = TestStack::from_env();
+    let pool = stack.postgres.pool()?;
+    let gateway =
+        std::env::var("BENCH_GATEWAY_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+    let secret = std::env::var("SUPABASE_JWT_SECRET")
+        .unwrap_or_else(|_| "super-secret-jwt-token-with-at-least-32-characters-long".into());
+    let client = reqwest::Client::new();
+    // One warm-up pass: the first records of a fresh job pay for class loading and metadata.
+    one_saga(&pool, &client, &gateway, &secret, usize::MAX).await?;
+    let mut times = Vec::with_capacity(count);
+    // Sagas one after another, one every 250 ms: latency at a light load, not throughput.
+    for n in 0..count {
+        let started = Instant::now();
+        times.push(one_saga(&pool, &client, &gateway, &secret, n).await?);
+        if let Some(rest) = Duration::from_millis(250).checked_sub(started.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+    }
+    let pick = |mut ms: Vec<f64>, p: f64| {
+        ms.sort_by(f64::total_cmp);
+        ms.get(((ms.len().max(1) - 1) as f64 * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!("\n### Sagas ({count} users, one at a time)\n");
+    println!("| step | p50 ms | p95 ms | max ms |\n|---|---|---|---|");
+    for (name, values) in [
+        (
+            "signup → credit.balance_changed (+2)",
+            times
+                .iter()
+                .map(|t| t.signup_to_balance)
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "upload intent → media.upload_ready",
+            times.iter().map(|t| t.intent_to_ready).collect(),
+        ),
+        (
+            "PUT → media.upload_completed",
+            times.iter().map(|t| t.put_to_completed).collect(),
+        ),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} |",
+            pick(values.clone(), 0.50),
+            pick(values.clone(), 0.95),
+            pick(values, 1.0)
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
@@ -354,12 +547,19 @@ async fn main() -> anyhow::Result<()> {
     match which.as_str() {
         "gateway" => gateway(requests, concurrency).await,
         "consumer" => consumer(messages).await,
+        "saga" => {
+            let sagas = std::env::var("BENCH_SAGAS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(40);
+            saga(sagas).await
+        }
         "all" => {
             gateway(requests, concurrency)
                 .await
                 .context("gateway benchmark")?;
             consumer(messages).await.context("consumer benchmark")
         }
-        other => bail!("unknown benchmark {other:?} (gateway, consumer, all)"),
+        other => bail!("unknown benchmark {other:?} (gateway, consumer, saga, all)"),
     }
 }

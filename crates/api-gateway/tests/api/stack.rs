@@ -495,6 +495,25 @@ async fn legacy_routes_spend_credits_atomically_and_delete_for_real() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(balance, 0, "one credit bought one upload");
+    let notified: Vec<String> = sqlx::query_scalar(
+        "select payload from public.user_notifications
+         where user_id = $1 and event_type = 'credit.balance_changed'",
+    )
+    .bind(user)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(notified.len(), 1, "one balance notification per spend");
+    let payload: serde_json::Value =
+        serde_json::from_str(&notified[0]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (
+            &payload["amount"],
+            &payload["reason"],
+            &payload["file_name"]
+        ),
+        (&json!(-1), &json!("upload_deducted"), &json!("a.jpg"))
+    );
 
     // Act + Assert: the legacy delete soft-deletes, notifies, and a second delete is a 404.
     let file = json!({ "file_path": path });
