@@ -135,6 +135,14 @@ def save_state(state: dict[str, Any]) -> None:
     STATE_FILE.write_text(json.dumps(state, indent=2))
 
 
+def uploaded_file() -> tuple[dict[str, Any], dict[str, str], str]:
+    """The demo state, its user and the file the upload step left."""
+    state = load_state()
+    if not state.get("file_path"):
+        raise DemoFailure("no uploaded file yet: run the upload step first (./taskw demo:upload)")
+    return state, state["user"], state["file_path"]
+
+
 def post(user: dict[str, str], path: str, body: dict[str, Any], expected: int) -> dict:
     response = requests.post(
         f"{GATEWAY}{path}",
@@ -248,10 +256,7 @@ def upload() -> None:
 
 
 def download() -> None:
-    state = load_state()
-    user, path = state["user"], state.get("file_path")
-    if not path:
-        raise DemoFailure("no uploaded file yet: run the upload step first (./taskw demo:upload)")
+    _, user, path = uploaded_file()
     say(f"download: {path}")
     started = time.monotonic()
     intent = post(user, "/api/v1/media/download-intent", {"file_path": path}, 202)
@@ -267,10 +272,7 @@ def download() -> None:
 
 
 def delete() -> None:
-    state = load_state()
-    user, path = state["user"], state.get("file_path")
-    if not path:
-        raise DemoFailure("no uploaded file yet: run the upload step first (./taskw demo:upload)")
+    state, user, path = uploaded_file()
     say(f"delete: {path}")
     started = time.monotonic()
     post(user, "/api/v1/media/delete-intent", {"file_path": path}, 202)

@@ -22,7 +22,7 @@ VENV_PYTHON="$REPO_ROOT/.venv/bin/python"
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
 export REPO_ROOT LOCAL_DIR LOG_DIR RUN_DIR DATA_DIR VENV_PYTHON TARGET_DIR
 
-# Binaries from `cargo install` (rivven-schema, cargo-nextest) live here.
+# Binaries from `cargo install` (rivven-schema; cargo-nextest where a developer installed it) live here.
 case ":$PATH:" in
 *":${CARGO_HOME:-$HOME/.cargo}/bin:"*) ;;
 *) PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH" ;;

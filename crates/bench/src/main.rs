@@ -347,26 +347,37 @@ struct SagaTimes {
     put_to_completed: f64,
 }
 
-/// Polls `query` (one float8 column, one row) every 20 ms until it returns a row or `within`
-/// passes.
-async fn poll_latency(
+/// Waits (polling every 20 ms, at most 60 s) for the user's `event_type` notification whose
+/// payload contains `needle`; returns how long after `since` its row was created, in
+/// milliseconds, and its payload.
+async fn wait_notification(
     pool: &sqlx::PgPool,
-    what: &str,
-    within: Duration,
-    query: impl Fn() -> sqlx::query::QueryScalar<
-        'static,
-        sqlx::Postgres,
-        f64,
-        sqlx::postgres::PgArguments,
-    >,
-) -> anyhow::Result<f64> {
-    let deadline = Instant::now() + within;
+    user: &str,
+    event_type: &str,
+    needle: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<(f64, serde_json::Value)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(ms) = query().fetch_optional(pool).await? {
-            return Ok(ms);
+        let row: Option<(f64, String)> = sqlx::query_as(
+            "select extract(epoch from (created_at - $4))::float8 * 1000, payload
+               from public.user_notifications
+              where user_id = $1 and event_type = $2 and payload like $3
+              order by id limit 1",
+        )
+        .bind(user)
+        .bind(event_type)
+        .bind(format!("%{needle}%"))
+        .bind(since)
+        .fetch_optional(pool)
+        .await?;
+        if let Some((ms, payload)) = row {
+            return Ok((ms, serde_json::from_str(&payload)?));
         }
         if Instant::now() > deadline {
-            bail!("{what}: nothing within {within:?} (are the processors running? ./taskw status)");
+            bail!(
+                "no {event_type} for {user} within 60 s (are the processors running? ./taskw status)"
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -379,26 +390,24 @@ async fn one_saga(
     secret: &str,
     n: usize,
 ) -> anyhow::Result<SagaTimes> {
-    let within = Duration::from_secs(60);
     let user = uuid::Uuid::new_v4().to_string();
     let email = format!("bench-saga-{n}-{}@example.com", &user[..8]);
     // What Supabase Auth does on signup; the auth trigger posts the webhook from here on.
-    sqlx::query(
-        "insert into auth.users (id, email, email_confirmed_at) values ($1::uuid, $2, now())",
+    let created: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "insert into auth.users (id, email, email_confirmed_at) values ($1::uuid, $2, now())
+         returning created_at",
     )
     .bind(&user)
     .bind(&email)
-    .execute(pool)
+    .fetch_one(pool)
     .await?;
-    let signup_to_balance = poll_latency(pool, "signup bonus notification", within, || {
-        sqlx::query_scalar(
-            "select extract(epoch from (n.created_at - u.created_at))::float8 * 1000
-               from public.user_notifications n join auth.users u on u.id::text = n.user_id
-              where n.user_id = $1 and n.event_type = 'credit.balance_changed'
-                and n.payload like '%signup_bonus%'",
-        )
-        .bind(user.clone())
-    })
+    let (signup_to_balance, _) = wait_notification(
+        pool,
+        &user,
+        "credit.balance_changed",
+        "signup_bonus",
+        created,
+    )
     .await?;
 
     let claims = json!({"sub": user, "email": email, "aud": "authenticated", "role": "authenticated",
@@ -422,26 +431,8 @@ async fn one_saga(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let intent_to_ready = poll_latency(pool, "media.upload_ready", within, || {
-        sqlx::query_scalar(
-            "select extract(epoch from (created_at - $2::timestamptz))::float8 * 1000
-               from public.user_notifications
-              where user_id = $1 and event_type = 'media.upload_ready' and payload like $3",
-        )
-        .bind(user.clone())
-        .bind(sent_at)
-        .bind(format!("%{request_id}%"))
-    })
-    .await?;
-    let ready: String = sqlx::query_scalar(
-        "select payload from public.user_notifications
-          where user_id = $1 and event_type = 'media.upload_ready' and payload like $2",
-    )
-    .bind(&user)
-    .bind(format!("%{request_id}%"))
-    .fetch_one(pool)
-    .await?;
-    let ready: serde_json::Value = serde_json::from_str(&ready)?;
+    let (intent_to_ready, ready) =
+        wait_notification(pool, &user, "media.upload_ready", &request_id, sent_at).await?;
     let upload_url = ready["upload_url"].as_str().unwrap_or_default();
     let permanent = ready["file_path"]
         .as_str()
@@ -457,17 +448,8 @@ async fn one_saga(
     if !put.status().is_success() {
         bail!("PUT to the signed URL answered {}", put.status());
     }
-    let put_to_completed = poll_latency(pool, "media.upload_completed", within, || {
-        sqlx::query_scalar(
-            "select extract(epoch from (created_at - $2::timestamptz))::float8 * 1000
-               from public.user_notifications
-              where user_id = $1 and event_type = 'media.upload_completed' and payload like $3",
-        )
-        .bind(user.clone())
-        .bind(put_at)
-        .bind(format!("%{permanent}%"))
-    })
-    .await?;
+    let (put_to_completed, _) =
+        wait_notification(pool, &user, "media.upload_completed", &permanent, put_at).await?;
     Ok(SagaTimes {
         signup_to_balance,
         intent_to_ready,
