@@ -168,3 +168,11 @@ def run_until(
     finally:
         if running():
             client.cancel().result()
+
+
+def received(key, retry_count=0):
+    """An internal.media.upload.received record (the move saga's input) for upload `key`."""
+    return {"user_id": "u1", "email": "u1@example.com", "file_path": f"uploads/u1/{key}/f.png",
+            "file_name": "f.png", "file_size": 10, "media_type": "image/png",
+            "upload_time": f"upload-time-{key}", "permanent_path": f"files/u1/{key}/f.png",
+            "retry_count": retry_count}

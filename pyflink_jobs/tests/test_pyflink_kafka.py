@@ -134,20 +134,13 @@ def test_ttl_expiry_refunds_only_the_unfinished_upload(ns):
                           "request_time": "intent-r1"}
 
 
-def received(key, retry_count=0):
-    return {"user_id": "u1", "email": "u1@example.com", "file_path": f"uploads/u1/{key}/f.png",
-            "file_name": "f.png", "file_size": 10, "media_type": "image/png",
-            "upload_time": f"upload-time-{key}", "permanent_path": f"files/u1/{key}/f.png",
-            "retry_count": retry_count}
-
-
 def test_move_saga_confirms_and_retries(ns):
     environ = ns.environ(MOVE_TIMEOUT_SECONDS="1")
     timeout = saga.move_timeout_seconds(environ)
     with start(ns, saga, "move-saga-kafka-test", environ, lambda t_env: saga.build(t_env, timeout)) as job, \
             ns.reader("public.media.upload.confirmed") as confirmed, \
             ns.reader("internal.media.upload.retry") as retried:
-        ns.produce("internal.media.upload.received", [received("a"), received("b")])
+        ns.produce("internal.media.upload.received", [runtime.received("a"), runtime.received("b")])
         # only a's file arrives: a is confirmed, b times out and is retried
         ns.produce("internal.media.file.ready", [
             {"file_path": "files/u1/a/f.png", "file_size": 10, "upload_time": "x"},
@@ -162,4 +155,4 @@ def test_move_saga_confirms_and_retries(ns):
     ]
     (retry,) = retried.records
     assert_iso_utc(retry.pop("retry_time"))
-    assert retry == received("b", 0)
+    assert retry == runtime.received("b", 0)

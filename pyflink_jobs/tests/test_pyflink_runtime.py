@@ -103,17 +103,10 @@ def test_ttl_expiry_job_expires_only_unfinished_uploads(tmp_path):
 # ---- move saga ----------------------------------------------------------------------------
 
 
-def received(key, retry_count=0):
-    return {"user_id": "u1", "email": "u1@example.com", "file_path": f"uploads/u1/{key}/f.png",
-            "file_name": "f.png", "file_size": 10, "media_type": "image/png",
-            "upload_time": f"upload-time-{key}", "permanent_path": f"files/u1/{key}/f.png",
-            "retry_count": retry_count}
-
-
 def test_move_saga_job_confirms_retries_and_dead_letters(tmp_path):
     _, t_env = runtime.table_environment("move-saga-test")
     runtime.values_view(t_env, "upload_received_source", common.UPLOAD_RECEIVED, [
-        received("a"), received("b", 0), received("c", 3), received("e", 2),
+        runtime.received("a"), runtime.received("b", 0), runtime.received("c", 3), runtime.received("e", 2),
     ], alive_seconds=ALIVE)
     runtime.values_view(t_env, "file_ready_source", common.FILE_READY, [
         {"file_path": "files/u1/a/f.png", "file_size": 10, "upload_time": "x"},
@@ -136,12 +129,12 @@ def test_move_saga_job_confirms_retries_and_dead_letters(tmp_path):
     for row in retries:
         assert_iso_utc(row.pop("retry_time"))
     assert retries == [
-        {**{k: v for k, v in received(key, count).items()}, "retry_count": count}
+        {**{k: v for k, v in runtime.received(key, count).items()}, "retry_count": count}
         for key, count in (("b", 0), ("e", 2))
     ]
     (dead,) = out["upload_dead_letter_sink"]
     assert_iso_utc(dead.pop("dead_letter_time"))
-    assert dead == {**received("c", 3), "failure_reason": "max retries exceeded"}
+    assert dead == {**runtime.received("c", 3), "failure_reason": "max retries exceeded"}
 
 
 # ---- echo ---------------------------------------------------------------------------------
