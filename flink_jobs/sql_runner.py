@@ -578,7 +578,9 @@ def wait_unless_detached(t_env, result) -> None:
     result.wait()
 
 
-def main(argv: Sequence[str]) -> int:
+def main(argv: Sequence[str], extra_config: Mapping[str, str] | None = None) -> int:
+    """Submits the statements of the SQL files in `argv` as one job; `extra_config` adds Flink
+    settings (scripts/stack/flink_launch.py passes a savepoint to resume from)."""
     if not argv:
         print("usage: sql_runner.py <file.sql> [more.sql ...]", file=sys.stderr)
         return 1
@@ -588,6 +590,7 @@ def main(argv: Sequence[str]) -> int:
         config = flink_configuration()
         # the job's name on the cluster (scripts/stack/flink.sh finds it by this name)
         config["pipeline.name"] = os.environ.get("FLINK_JOB_NAME") or "sql-processors"
+        config.update(extra_config or {})
     except (ConfigError, OSError) as error:
         print(f"sql_runner: {error}", file=sys.stderr)
         return 1

@@ -295,7 +295,9 @@ def build(t_env, settings: Mapping[str, str], conninfo: str | None = None, attem
     return statement_set
 
 
-def main() -> int:
+def main(extra_config: Mapping[str, str] | None = None) -> int:
+    """Submits the job; `extra_config` adds Flink settings (scripts/stack/flink_launch.py
+    passes a savepoint to resume from)."""
     logging.basicConfig(level=logging.INFO)
     try:
         ddl = table_ddl()
@@ -303,7 +305,7 @@ def main() -> int:
     except common.ConfigError as error:
         print(f"credit_check_processor: {error}", file=sys.stderr)
         return 1
-    _, t_env = common.create_environments("credit-check-processor")
+    _, t_env = common.create_environments("credit-check-processor", extra_config=extra_config)
     common.execute_ddl(t_env, ddl)
     common.wait_unless_detached(t_env, build(t_env, db_settings(), attempts=max(1, attempts)).execute())
     return 0

@@ -40,13 +40,15 @@ def build(t_env):
     return statement_set
 
 
-def main() -> int:
+def main(extra_config: Mapping[str, str] | None = None) -> int:
+    """Submits the job; `extra_config` adds Flink settings (scripts/stack/flink_launch.py
+    passes a savepoint to resume from)."""
     try:
         ddl = table_ddl()
     except common.ConfigError as error:
         print(f"echo_processor: {error}", file=sys.stderr)
         return 1
-    _, t_env = common.create_environments("pyflink-echo-job")
+    _, t_env = common.create_environments("pyflink-echo-job", extra_config=extra_config)
     common.execute_ddl(t_env, ddl)
     common.wait_unless_detached(t_env, build(t_env).execute())
     return 0

@@ -234,14 +234,16 @@ def build(t_env, timeout_seconds: int):
     return statement_set
 
 
-def main() -> int:
+def main(extra_config: Mapping[str, str] | None = None) -> int:
+    """Submits the job; `extra_config` adds Flink settings (scripts/stack/flink_launch.py
+    passes a savepoint to resume from)."""
     try:
         timeout = move_timeout_seconds()
         ddl = table_ddl()
     except common.ConfigError as error:
         print(f"move_saga_processor: {error}", file=sys.stderr)
         return 1
-    _, t_env = common.create_environments("move-saga-processor")
+    _, t_env = common.create_environments("move-saga-processor", extra_config=extra_config)
     common.execute_ddl(t_env, ddl)
     common.wait_unless_detached(t_env, build(t_env, timeout).execute())
     return 0

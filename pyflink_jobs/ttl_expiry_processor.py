@@ -370,14 +370,16 @@ def build(t_env, config: Mapping[str, int]):
     return statement_set
 
 
-def main() -> int:
+def main(extra_config: Mapping[str, str] | None = None) -> int:
+    """Submits the job; `extra_config` adds Flink settings (scripts/stack/flink_launch.py
+    passes a savepoint to resume from)."""
     try:
         config = settings()
         ddl = table_ddl()
     except common.ConfigError as error:
         print(f"ttl_expiry_processor: {error}", file=sys.stderr)
         return 1
-    _, t_env = common.create_environments("ttl-expiry-processor")
+    _, t_env = common.create_environments("ttl-expiry-processor", extra_config=extra_config)
     common.execute_ddl(t_env, ddl)
     common.wait_unless_detached(t_env, build(t_env, config).execute())
     return 0

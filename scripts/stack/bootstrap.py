@@ -187,10 +187,14 @@ def register_schemas(registry: str, schemas: dict[str, str]) -> dict[str, int]:
 
         for topic, schema in schemas.items():
             subject = f"{topic}-value"
-            url = f"{registry}/subjects/{quote(subject, safe='')}/versions/latest"
-            latest = registry_call(session, "GET", url)
-            if latest.get("id") != ids[subject] or not same_schema(latest.get("schema", "null"), schema):
-                raise BootstrapError(f"GET {url}: expected id {ids[subject]} and the registered schema, got {latest!r}")
+            # A Flink avro-confluent sink registers its own schema under its topic's subject
+            # (hence compatibility NONE there), so once the processors have written, ours is
+            # an earlier version of those subjects, not the latest.
+            if topic not in COMPATIBILITY_NONE:
+                url = f"{registry}/subjects/{quote(subject, safe='')}/versions/latest"
+                latest = registry_call(session, "GET", url)
+                if latest.get("id") != ids[subject] or not same_schema(latest.get("schema", "null"), schema):
+                    raise BootstrapError(f"GET {url}: expected id {ids[subject]} and the registered schema, got {latest!r}")
             url = f"{registry}/schemas/ids/{ids[subject]}"
             by_id = registry_call(session, "GET", url)
             if not same_schema(by_id.get("schema", "null"), schema):

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The local Flink session cluster that runs every stream processor against the local stack.
 #
-#   scripts/stack/flink.sh up|status|down        (or ./taskw flink:up, flink:status, flink:down)
+#   scripts/stack/flink.sh start|up|status|down  (or ./taskw flink:start, flink:up, flink:status, flink:down)
 #
+# start   starts the JobManager and the TaskManager only (nothing of the stack needed): ./taskw up
+#         runs it first so the JVMs start while the stack does
 # up      starts one JobManager and one TaskManager from the PyPI distribution of Flink (the
 #         apache-flink wheel in .venv-flink ships Flink's jars and bin/ scripts under
 #         site-packages/pyflink), then submits the five jobs that are not running yet: the SQL
@@ -35,20 +37,8 @@ LIB_DIR="$LOCAL_DIR/flink/lib"
 FLINK_DATA="$DATA_DIR/flink"
 SAVEPOINTS="$FLINK_DATA/savepoints"
 CONNECTOR_JARS="$JARS_DIR/flink"
-SQL_FILES=(login_events signup_events signout_events unified_events credit_balance media_notification)
-
-# job name (pipeline.name) -> script; the SQL runner's name is set by FLINK_JOB_NAME below
+# the jobs' names on the cluster (pipeline.name); scripts/stack/flink_launch.py knows what each runs
 JOB_NAMES=(sql-processors credit-check-processor ttl-expiry-processor move-saga-processor pyflink-echo-job)
-job_script() {
-    case "$1" in
-    sql-processors) echo flink_jobs/sql_runner.py ;;
-    credit-check-processor) echo pyflink_jobs/credit_check_processor.py ;;
-    ttl-expiry-processor) echo pyflink_jobs/ttl_expiry_processor.py ;;
-    move-saga-processor) echo pyflink_jobs/move_saga_processor.py ;;
-    pyflink-echo-job) echo pyflink_jobs/echo_processor.py ;;
-    *) die "unknown job $1" ;;
-    esac
-}
 
 flink_home() {
     "$FLINK_PY" -c 'import os, pyflink; print(os.path.dirname(os.path.abspath(pyflink.__file__)))'
@@ -63,7 +53,8 @@ with urllib.request.urlopen(sys.argv[1], timeout=5) as response:
 PY
 }
 
-# job_states : "name state jobid" per job, newest first (RUNNING jobs before ended ones)
+# job_states : "name state jobid tasks" per job, newest first (RUNNING jobs before ended
+# ones); tasks is "running/total", the job's tasks that process records
 job_states() {
     rest /jobs/overview | "$FLINK_PY" -c '
 import json, sys
@@ -71,7 +62,8 @@ jobs = json.load(sys.stdin)["jobs"]
 active = ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING", "RECONCILING", "CANCELLING", "FAILING")
 jobs.sort(key=lambda j: (j["state"] not in active, -j["start-time"]))
 for job in jobs:
-    print(job["name"], job["state"], job["jid"])
+    tasks = job["tasks"]
+    print(job["name"], job["state"], job["jid"], "%d/%d" % (tasks["running"], tasks["total"]))
 '
 }
 
@@ -81,20 +73,19 @@ active_job() {
 }
 
 write_config() {
-    local home="$1" java_opts
-    # the distribution's JVM options for Java 17+ (--add-opens/--add-exports Flink needs)
-    java_opts="$(sed -n 's/^ *all: \(--add-.*\)$/\1/p' "$home/conf/config.yaml")"
-    [[ -n "$java_opts" ]] || die "no env.java.opts.all in $home/conf/config.yaml"
     mkdir -p "$CONF_DIR" "$FLINK_DATA/checkpoints" "$SAVEPOINTS" "$FLINK_DATA/tmp"
-    cp "$home/conf/log4j-console.properties" "$home/conf/log4j-cli.properties" "$CONF_DIR/"
-    # the cluster's classpath: the wheel's lib/ plus flink-python from opt/ (which a Flink
-    # distribution leaves for the operator to add; the PyFlink jobs' operators live in it)
+    cp "$FLINK_HOME/conf/log4j-console.properties" "$FLINK_HOME/conf/log4j-cli.properties" "$CONF_DIR/"
+    # The classpath of the cluster and its client: the wheel's lib/, flink-python from opt/
+    # (which a Flink distribution leaves for the operator to add; the PyFlink jobs' operators
+    # live in it) and the connector jars. Shipped with each job instead (pipeline.jars, as a
+    # Kubernetes deployment of one job does), five jobs would upload 33 MB each and load and
+    # compile the Kafka, Avro and JDBC classes five times over.
     rm -rf "$LIB_DIR"
     mkdir -p "$LIB_DIR"
-    ln -s "$home"/lib/*.jar "$home"/opt/flink-python-*.jar "$LIB_DIR/"
+    ln -s "$FLINK_HOME"/lib/*.jar "$FLINK_HOME"/opt/flink-python-*.jar "$CONNECTOR_JARS"/*.jar "$LIB_DIR/"
     cat >"$CONF_DIR/config.yaml" <<EOF
 # Written by scripts/stack/flink.sh on every start; edit the script, not this file.
-env.java.opts.all: $java_opts
+# (JVM options are the script's too: it starts the JVMs itself, see flink_java.)
 jobmanager:
   rpc: {address: $STACK_HOST, port: $RPC_PORT}
   bind-host: $STACK_HOST
@@ -112,12 +103,20 @@ rest:
   bind-address: $STACK_HOST
   port: $REST_PORT
 blob.server.port: 0
+# the TaskManager starts beside the JobManager: retry reaching it after 0.5 s, not Flink's 10 s
+cluster.registration.error-delay: 500
+# the client retries a submission while the JobManager is still starting (flink.sh submits early)
+rest.retry.delay: 500
+rest.retry.max-attempts: 180
 parallelism.default: 1
 io.tmp.dirs: $FLINK_DATA/tmp
 python:
   executable: $FLINK_PY
   client.executable: $FLINK_PY
 state.backend.type: hashmap
+# Every PyFlink job ships flink-python (the CLI adds it), whose Beam runtime would otherwise be
+# loaded child-first and compiled once per job; the copy on the cluster's classpath is the same jar.
+classloader.parent-first-patterns.additional: org.apache.beam.
 execution.checkpointing.savepoint-dir: file://$SAVEPOINTS
 EOF
 }
@@ -132,10 +131,97 @@ flink_env() {
     export SUPABASE_DB_HOST="$STACK_HOST" SUPABASE_DB_PORT="$POSTGRES_PORT" SUPABASE_DB_NAME="$POSTGRES_DB"
     # the stack's server trusts local connections: the password is never checked
     export SUPABASE_DB_USER="$db_user" SUPABASE_DB_PASSWORD="local"
-    export FLINK_CONNECTOR_JARS_DIR="$CONNECTOR_JARS"
+    # the connector jars are on the cluster's classpath (write_config): none to ship per job
+    export FLINK_CONNECTOR_JARS_DIR=""
+    export FLINK_LIB_DIR="$LIB_DIR"
     export FLINK_CHECKPOINT_DIR="file://$FLINK_DATA/checkpoints"
     export FLINK_CONF_DIR="$CONF_DIR" FLINK_LOG_DIR="$LOG_DIR" FLINK_PID_DIR="$RUN_DIR"
+    # what bin/config.sh exports for Flink's processes (the client finds flink-python in opt/)
+    FLINK_HOME="$(flink_home)"
+    export FLINK_HOME FLINK_BIN_DIR="$FLINK_HOME/bin" FLINK_OPT_DIR="$FLINK_HOME/opt" \
+        FLINK_PLUGINS_DIR="$FLINK_HOME/plugins"
     export PATH="$FLINK_VENV/bin:$PATH"
+}
+
+# Flink's JVMs are started here, not by bin/jobmanager.sh, taskmanager.sh and flink: those
+# run up to four helper JVMs first (the Java version, the configuration, the memory sizes),
+# seconds of CPU each on a two-core laptop before the real process starts.
+
+JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+
+# flink_classpath : the classpath Flink's scripts build, LIB_DIR's jars with flink-dist last
+flink_classpath() {
+    local jar jars=() dist=""
+    for jar in "$LIB_DIR"/*.jar; do
+        if [[ "$jar" == */flink-dist-*.jar ]]; then dist="$jar"; else jars+=("$jar"); fi
+    done
+    [[ -n "$dist" ]] || die "no flink-dist jar in $LIB_DIR"
+    local IFS=:
+    printf '%s\n' "${jars[*]}:$dist"
+}
+
+# resource_params JM|TM : the JVM memory options (line 1) and -D settings (line 2) Flink derives
+# for a JobManager or TaskManager from config.yaml, computed by Flink's BashJavaUtils once per
+# configuration (kept in CONF_DIR with the configuration's hash)
+resource_params() {
+    local role="$1" cache="$CONF_DIR/$1.params" hash output
+    hash="$(sha256sum "$CONF_DIR/config.yaml")"
+    hash="${hash%% *}"
+    if [[ "$(head -n 1 "$cache" 2>/dev/null)" != "$hash" ]]; then
+        output="$("$JAVA" -XX:TieredStopAtLevel=1 \
+            -classpath "$FLINK_HOME/bin/bash-java-utils.jar:$(flink_classpath)" \
+            org.apache.flink.runtime.util.bash.BashJavaUtils "GET_${role}_RESOURCE_PARAMS" \
+            --configDir "$CONF_DIR" 2>&1)" || { printf '%s\n' "$output" >&2; die "Flink could not size the $role's memory"; }
+        { echo "$hash"; sed -n 's/^BASH_JAVA_UTILS_EXEC_RESULT://p' <<<"$output"; } >"$cache.tmp"
+        [[ "$(wc -l <"$cache.tmp")" -eq 3 ]] || { printf '%s\n' "$output" >&2; die "unexpected BashJavaUtils output for the $role"; }
+        mv "$cache.tmp" "$cache"
+    fi
+    tail -n 2 "$cache"
+}
+
+# flink_java ROLE LOG4J_PROPERTIES JVM_OPTION... -- MAIN_CLASS ARG... : runs a Flink JVM (in the
+# foreground) with the distribution's Java 17 options and the cluster's classpath.
+# JIT: C1 only. A start (the client planning five jobs, the JobManager and TaskManager
+# deploying them) is mostly compiling; C1 alone roughly halves that CPU on a two-core laptop,
+# and a laptop's event rates never need C2's peak code.
+flink_java() {
+    local role="$1" log4j="$CONF_DIR/$2" options=() dist_options
+    shift 2
+    while [[ "$1" != "--" ]]; do
+        options+=("$1")
+        shift
+    done
+    shift
+    # the --add-opens/--add-exports Flink needs on Java 17+, from the distribution's config
+    dist_options="$(sed -n 's/^ *all: \(--add-.*\)$/\1/p' "$FLINK_HOME/conf/config.yaml")"
+    [[ -n "$dist_options" ]] || die "no env.java.opts.all in $FLINK_HOME/conf/config.yaml"
+    local command
+    # shellcheck disable=SC2206 # a list of options
+    command=("$JAVA" $dist_options -XX:TieredStopAtLevel=1 "${options[@]}"
+        -Dlog.file="$LOG_DIR/flink-$role-main.log"
+        -Dlog4j.configuration="file:$log4j" -Dlog4j.configurationFile="file:$log4j"
+        -classpath "$(flink_classpath)" "$@")
+    if [[ -n "${FLINK_JAVA_EXEC:-}" ]]; then
+        exec "${command[@]}"
+    fi
+    "${command[@]}"
+}
+
+# flink_cli ARG... : Flink's command-line client (what bin/flink runs)
+flink_cli() {
+    flink_java client log4j-cli.properties -XX:+UseSerialGC -- org.apache.flink.client.cli.CliFrontend "$@"
+}
+
+# start_process NAME JM|TM MAIN_CLASS [JVM_OPTION...] : a JobManager or TaskManager in the background
+start_process() {
+    local name="$1" role="$2" class="$3" params
+    shift 3
+    params="$(resource_params "$role")"
+    local -a memory dynamic
+    read -r -a memory <<<"${params%%$'\n'*}"
+    read -r -a dynamic <<<"${params#*$'\n'}"
+    # start_bg runs a command: this script again, in the mode that execs the JVM
+    start_bg "$name" -- "$0" exec-java "$name" "$@" "${memory[@]}" -- "$class" --configDir "$CONF_DIR" "${dynamic[@]}"
 }
 
 wait_for_slots() {
@@ -150,33 +236,58 @@ wait_for_slots() {
     done
 }
 
+# submit NAME... : one Flink client submits the jobs (scripts/stack/flink_launch.py); a job
+# stopped by `down` resumes from its savepoint, whose file is removed once it is submitted
 submit() {
-    local name="$1" home="$2" script savepoint_file savepoint args=()
-    script="$(job_script "$name")"
-    args=(run --detached --jobmanager "$STACK_HOST:$REST_PORT" -pyexec "$FLINK_PY" -pyclientexec "$FLINK_PY")
-    savepoint_file="$SAVEPOINTS/$name.path"
-    if [[ -s "$savepoint_file" ]]; then
-        savepoint="$(cat "$savepoint_file")"
-        if [[ -d "${savepoint#file:}" ]]; then
-            log "$name resumes from $savepoint"
-            # state of operators the changed job code no longer has is dropped, not an error
-            args+=(--fromSavepoint "$savepoint" --allowNonRestoredState)
+    local name savepoint_file savepoint jobs=() log
+    for name in "$@"; do
+        savepoint_file="$SAVEPOINTS/$name.path"
+        savepoint=""
+        if [[ -s "$savepoint_file" ]]; then
+            savepoint="$(cat "$savepoint_file")"
+            [[ -d "${savepoint#file:}" ]] || savepoint=""
         fi
+        jobs+=("$name${savepoint:+=$savepoint}")
+    done
+    log="$(log_file flink-submit)"
+    log "submitting $* (log: $log)"
+    local output="$RUN_DIR/flink-submit.out" status=0
+    flink_cli run --detached --jobmanager "$STACK_HOST:$REST_PORT" \
+        -pyexec "$FLINK_PY" -pyclientexec "$FLINK_PY" \
+        --python scripts/stack/flink_launch.py "${jobs[@]}" >"$output" 2>&1 || status=$?
+    { printf '\n===== %s submitting %s\n' "$(date '+%F %T')" "${jobs[*]}"; cat "$output"; } >>"$log"
+    for name in "$@"; do
+        ! grep -qxF "submitted $name" "$output" || rm -f "$SAVEPOINTS/$name.path"
+    done
+    rm -f "$output"
+    ((status == 0)) || { show_log_tail flink-submit 40; die "submitting $* failed (log: $log)"; }
+}
+
+# start_cluster : starts the JobManager and the TaskManager unless they run; needs nothing of
+# the stack, so ./taskw up starts them first and lets their JVMs warm up beside the stack's
+start_cluster() {
+    local port
+    if ! is_running flink-jobmanager && ! is_running flink-taskmanager; then
+        # blob caches, Python job artifacts and RPC jars of processes that are gone
+        rm -rf "$FLINK_DATA/tmp"
     fi
-    args+=(--python "$script")
-    if [[ "$name" == sql-processors ]]; then
-        local file
-        for file in "${SQL_FILES[@]}"; do
-            args+=("flink_jobs/${file}_processor.sql")
+    if ! is_running flink-jobmanager; then
+        for port in "$REST_PORT" "$RPC_PORT"; do
+            ! port_open "$STACK_HOST" "$port" || die "port $port is in use by another process: set LOCAL_FLINK_REST_PORT / LOCAL_FLINK_RPC_PORT"
         done
+        write_config
+        start_process flink-jobmanager JM org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint
     fi
-    log "submitting $name"
-    printf '\n===== %s submitting %s\n' "$(date '+%F %T')" "$name" >>"$(log_file "flink-submit-$name")"
-    FLINK_JOB_NAME="$name" "$home/bin/flink" "${args[@]}" >>"$(log_file "flink-submit-$name")" 2>&1 || {
-        show_log_tail "flink-submit-$name" 40
-        die "submitting $name failed (log: $(log_file "flink-submit-$name"))"
-    }
-    rm -f "$savepoint_file"
+    # the TaskManager retries registering until the JobManager answers
+    if ! is_running flink-taskmanager; then
+        start_process flink-taskmanager TM org.apache.flink.runtime.taskexecutor.TaskManagerRunner -XX:+UseG1GC
+    fi
+}
+
+cmd_start() {
+    bash scripts/processors/venv.sh
+    flink_env
+    start_cluster
 }
 
 cmd_up() {
@@ -187,42 +298,34 @@ cmd_up() {
     for host_port in "$LOCAL_KAFKA_BROKERS" "${LOCAL_SCHEMA_REGISTRY_URL#http://}" "$STACK_HOST:$POSTGRES_PORT"; do
         port_open "${host_port%%:*}" "${host_port##*:}" || die "$host_port is not reachable: run ./taskw stack:up first"
     done
-    local home
-    home="$(flink_home)"
+    local name missing=()
     flink_env
-    if ! is_running flink-jobmanager; then
-        local port
-        for port in "$REST_PORT" "$RPC_PORT"; do
-            ! port_open "$STACK_HOST" "$port" || die "port $port is in use by another process: set LOCAL_FLINK_REST_PORT / LOCAL_FLINK_RPC_PORT"
+    if is_running flink-jobmanager && port_open "$STACK_HOST" "$REST_PORT"; then
+        for name in "${JOB_NAMES[@]}"; do
+            if [[ -n "$(active_job "$name")" ]]; then
+                log "$name is running"
+            else
+                missing+=("$name")
+            fi
         done
-        write_config "$home"
-        start_bg flink-jobmanager -- env FLINK_LIB_DIR="$LIB_DIR" "$home/bin/jobmanager.sh" start-foreground
+    else
+        # a JobManager that is not running, or still starting (./taskw up starts it before
+        # the stack), has run no job yet
+        missing=("${JOB_NAMES[@]}")
     fi
-    wait_for_port "$STACK_HOST" "$REST_PORT" 90 flink-jobmanager
-    if ! is_running flink-taskmanager; then
-        start_bg flink-taskmanager -- env FLINK_LIB_DIR="$LIB_DIR" "$home/bin/taskmanager.sh" start-foreground
-    fi
+    # The client plans the first job while the JobManager may still be starting and retries
+    # its submission until the REST endpoint answers; the JobManager schedules the jobs once
+    # the TaskManager's slots are there.
+    start_cluster
+    ((${#missing[@]} == 0)) || submit "${missing[@]}"
     wait_for_slots
-    # Submissions run side by side: each is a Flink client JVM plus the job's Python planning,
-    # tens of seconds of mostly single-threaded work, so one after another would take minutes.
-    local name pids=() failed=0
-    for name in "${JOB_NAMES[@]}"; do
-        if [[ -n "$(active_job "$name")" ]]; then
-            log "$name is running"
-        else
-            submit "$name" "$home" &
-            pids+=("$!")
-        fi
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" || failed=1
-    done
-    ((failed == 0)) || die "a job submission failed (logs: $LOG_DIR/flink-submit-*.log)"
     local deadline=$((SECONDS + 120)) pending
     while true; do
         pending=()
         for name in "${JOB_NAMES[@]}"; do
-            job_states | awk -v name="$name" '$1 == name && $2 == "RUNNING" { found = 1 } END { exit !found }' \
+            # ready: the job and every one of its tasks run (a task still deploying or
+            # starting its Python worker would hold the first records back for seconds)
+            job_states | awk -v name="$name" '$1 == name && $2 == "RUNNING" { split($4, t, "/"); if (t[1] == t[2]) found = 1 } END { exit !found }' \
                 || pending+=("$name")
         done
         [[ ${#pending[@]} -eq 0 ]] && break
@@ -246,22 +349,22 @@ cmd_status() {
     if ! is_running flink-jobmanager || ! rest /overview >/dev/null 2>&1; then
         return 0
     fi
-    printf '\n%-24s %-10s %s\n' JOB STATE ID
-    job_states | awk '!seen[$1]++ { printf "%-24s %-10s %s\n", $1, $2, $3 }'
+    printf '\n%-24s %-10s %-6s %s\n' JOB STATE TASKS ID
+    job_states | awk '!seen[$1]++ { printf "%-24s %-10s %-6s %s\n", $1, $2, $4, $3 }'
 }
 
 # stop_job NAME ID : stop-with-savepoint; the savepoint's path is kept for the next `up`
 stop_job() {
-    local name="$1" id="$2" home="$3" output savepoint
+    local name="$1" id="$2" output savepoint
     log "stopping $name ($id) with a savepoint"
-    if output="$("$home/bin/flink" stop --jobmanager "$STACK_HOST:$REST_PORT" --type canonical \
+    if output="$(flink_cli stop --jobmanager "$STACK_HOST:$REST_PORT" --type canonical \
         --savepointPath "file://$SAVEPOINTS" "$id" 2>&1)"; then
         savepoint="$(sed -n 's/^Savepoint completed\. Path: //p' <<<"$output" | tail -n 1)"
         [[ -z "$savepoint" ]] || printf '%s\n' "$savepoint" >"$SAVEPOINTS/$name.path"
     else
         printf '%s\n' "$output" >>"$(log_file flink-jobmanager)"
         log "$name: no savepoint (see $(log_file flink-jobmanager)), cancelling it"
-        "$home/bin/flink" cancel --jobmanager "$STACK_HOST:$REST_PORT" "$id" >/dev/null 2>&1 || true
+        flink_cli cancel --jobmanager "$STACK_HOST:$REST_PORT" "$id" >/dev/null 2>&1 || true
     fi
 }
 
@@ -278,12 +381,11 @@ prune_savepoints() {
 
 cmd_down() {
     if is_running flink-jobmanager && rest /overview >/dev/null 2>&1; then
-        local home name id
-        home="$(flink_home)"
+        local name id
         flink_env
         for name in "${JOB_NAMES[@]}"; do
             id="$(active_job "$name")"
-            [[ -z "$id" ]] || stop_job "$name" "$id" "$home"
+            [[ -z "$id" ]] || stop_job "$name" "$id"
         done
         prune_savepoints
     fi
@@ -292,11 +394,25 @@ cmd_down() {
 }
 
 case "${1:-}" in
+exec-java)
+    # exec-java NAME JVM_OPTION... -- CLASS ARG... (start_process's background command)
+    flink_env
+    role="${2#flink-}"
+    shift 2
+    exec_options=()
+    while [[ "$1" != "--" ]]; do
+        exec_options+=("$1")
+        shift
+    done
+    shift
+    FLINK_JAVA_EXEC=1 flink_java "$role" log4j-console.properties "${exec_options[@]}" -- "$@"
+    ;;
+start) cmd_start ;;
 up) cmd_up ;;
 status) cmd_status ;;
 down) cmd_down ;;
 *)
-    echo "usage: $0 up|status|down" >&2
+    echo "usage: $0 start|up|status|down" >&2
     exit 2
     ;;
 esac
