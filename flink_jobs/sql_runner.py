@@ -63,6 +63,12 @@ DEFAULTS: dict[str, str] = {
     "KAFKA_TRANSACTION_TIMEOUT_MS": "900000",
     # directory whose *.jar files are added to pipeline.jars when it exists
     "FLINK_CONNECTOR_JARS_DIR": "/opt/flink/usrlib",
+    # Where a source starts when the job does not resume from a savepoint or checkpoint:
+    #   group-offsets      the group's committed offsets, the earliest offset for a group without
+    #   latest             the group's committed offsets, the latest offset for a group without
+    #   timestamp:<ms>     the first record at or after that epoch millisecond (a cut-over: the
+    #                      original jobs never committed offsets, docs/cutover.md)
+    "KAFKA_SOURCE_STARTUP": "group-offsets",
 }
 
 #: Variables that may be empty or unset without a default.
@@ -447,13 +453,30 @@ def kafka_source_options(
         ("topic", suffixed(topic, environ)),
         ("properties.bootstrap.servers", setting("REDPANDA_BROKERS", environ)),
         ("properties.group.id", suffixed(group, environ)),
-        ("scan.startup.mode", "group-offsets"),
-        ("properties.auto.offset.reset", "earliest"),
+        *startup_options(environ),
         ("properties.isolation.level", "read_committed"),
         ("value.format", "avro-confluent"),
         ("value.avro-confluent.url", setting("SCHEMA_REGISTRY_URL", environ)),
         *sasl_options(environ),
     ]
+
+
+def startup_options(environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The sources' start position from KAFKA_SOURCE_STARTUP (see DEFAULTS). It applies only
+    to a job started without state: one resumed from a savepoint or checkpoint continues at
+    the offsets in its state."""
+    value = setting("KAFKA_SOURCE_STARTUP", environ).strip()
+    if value == "group-offsets":
+        return [("scan.startup.mode", "group-offsets"), ("properties.auto.offset.reset", "earliest")]
+    if value == "latest":
+        return [("scan.startup.mode", "group-offsets"), ("properties.auto.offset.reset", "latest")]
+    kind, _, millis = value.partition(":")
+    if kind == "timestamp" and millis.isdigit():
+        return [("scan.startup.mode", "timestamp"), ("scan.startup.timestamp-millis", millis)]
+    raise ConfigError(
+        "KAFKA_SOURCE_STARTUP must be group-offsets, latest or timestamp:<epoch milliseconds>,"
+        f" got {value!r}"
+    )
 
 
 def kafka_sink_options(

@@ -172,6 +172,27 @@ def test_source_options_resume_from_committed_offsets():
     }
 
 
+def test_sources_start_at_latest_for_a_group_without_offsets_when_told():
+    opts = options(r.kafka_source_options("t", "g", {"KAFKA_SOURCE_STARTUP": "latest"}))
+    assert opts["scan.startup.mode"] == "group-offsets"
+    assert opts["properties.auto.offset.reset"] == "latest"
+
+
+def test_sources_start_at_a_cut_over_timestamp():
+    opts = options(
+        r.kafka_source_options("t", "g", {"KAFKA_SOURCE_STARTUP": "timestamp:1796000000000"})
+    )
+    assert opts["scan.startup.mode"] == "timestamp"
+    assert opts["scan.startup.timestamp-millis"] == "1796000000000"
+    assert "properties.auto.offset.reset" not in opts
+
+
+@pytest.mark.parametrize("value", ["earliest", "timestamp:", "timestamp:-5", "timestamp:soon", ""])
+def test_an_unknown_start_position_is_a_config_error(value):
+    with pytest.raises(r.ConfigError, match="KAFKA_SOURCE_STARTUP"):
+        r.kafka_source_options("t", "g", {"KAFKA_SOURCE_STARTUP": value})
+
+
 def test_sink_options_at_least_once_by_default():
     # at-least-once: records are visible downstream at once, not one checkpoint later
     opts = options(r.kafka_sink_options("topic.b", "sink_b", {"REDPANDA_BROKERS": "k:1"}))

@@ -8,7 +8,7 @@
 #   RPK_BROKERS   Kafka listener that enforces SASL      (redpanda:29092)
 #   RPK_ADMIN     admin API used to manage users         (redpanda:9644)
 #   <NAME>_PASSWORD for every user below, e.g. API_GATEWAY_PASSWORD, SUPERUSER_PASSWORD
-#   MESSAGE_CONSUMER_GROUP   consumer group of the message-consumer (message-consumer)
+#   MESSAGE_CONSUMER_GROUP   consumer group of the message-consumer (go-message-consumer, the Go service's)
 #   MEDIA_SERVICE_GROUP      prefix of the media-service's consumer groups (media-service)
 #   FLINK_TRANSACTIONAL_ID_PREFIX  transactional.id prefix of the Flink Kafka sinks (event-substrate)
 set -euo pipefail
@@ -16,7 +16,7 @@ set -euo pipefail
 brokers="${RPK_BROKERS:-redpanda:29092}"
 admin="${RPK_ADMIN:-redpanda:9644}"
 mechanism=SCRAM-SHA-256
-message_group="${MESSAGE_CONSUMER_GROUP:-message-consumer}"
+message_group="${MESSAGE_CONSUMER_GROUP:-go-message-consumer}"
 media_group="${MEDIA_SERVICE_GROUP:-media-service}"
 txn_prefix="${FLINK_TRANSACTIONAL_ID_PREFIX:-event-substrate}"
 

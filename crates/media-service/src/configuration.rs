@@ -4,7 +4,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use substrate::avro::RegistrySettings;
 use substrate::config::{ConfigError, HttpSettings};
-use substrate::kafka::{ConsumeSettings, KafkaSettings};
+use substrate::kafka::{ConsumeSettings, KafkaSettings, StartAt};
 use substrate::postgres::{POSTGRES_ALIASES, PostgresSettings};
 use substrate::s3::{S3_ALIASES, S3Settings};
 use substrate::telemetry::TelemetrySettings;
@@ -17,7 +17,7 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Broker connection.
     pub kafka: KafkaSettings,
-    /// The main saga consumer (group `media-service`).
+    /// The main saga consumer (group `media-service-consumer`, the Go service's).
     pub consumer: ConsumeSettings,
     /// The delete-retry consumer: a separate group, because it waits out each retry's backoff
     /// and must not hold up the other sagas while it does.
@@ -150,7 +150,8 @@ impl Default for Settings {
             },
             kafka: KafkaSettings::default(),
             consumer: ConsumeSettings {
-                group_id: "media-service".to_owned(),
+                // the Go service's group: a cut-over continues from its committed offsets
+                group_id: "media-service-consumer".to_owned(),
                 topics: vec![
                     topics.upload_approved.clone(),
                     topics.download_intent.clone(),
@@ -167,6 +168,10 @@ impl Default for Settings {
                 topics: vec![topics.delete_retry.clone()],
                 dead_letter_topic: DEAD_LETTER_TOPIC.to_owned(),
                 max_batch: 1,
+                // A group the Go service did not have: on its first start it must not replay the
+                // retry topic's history (retries the Go service already ran). docs/cutover.md
+                // says how to hand over retries still in flight.
+                start_at: StartAt::Latest,
                 ..ConsumeSettings::default()
             },
             registry: RegistrySettings::default(),

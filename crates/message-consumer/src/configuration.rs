@@ -34,7 +34,8 @@ impl Default for Settings {
             },
             kafka: KafkaSettings::default(),
             consumer: ConsumeSettings {
-                group_id: "message-consumer".to_owned(),
+                // the Go service's group: a cut-over continues from its committed offsets
+                group_id: "go-message-consumer".to_owned(),
                 topics: vec!["public.user.message.events".to_owned()],
                 dead_letter_topic: "internal.user.message.dead-letter".to_owned(),
                 ..ConsumeSettings::default()

@@ -6,7 +6,7 @@ use media_service::configuration::Settings;
 use media_service::handlers::MediaRouter;
 use serde_json::json;
 use substrate::avro::{AvroCodec, RegistrySettings, SchemaRegistry};
-use substrate::kafka::HandlerError;
+use substrate::kafka::{HandlerError, StartAt};
 
 use crate::fakes::{Kit, fields, lock};
 
@@ -22,7 +22,15 @@ fn defaults_match_the_original_configuration() {
     assert_eq!(settings.s3.bucket, "media-uploads");
     assert_eq!(settings.media.upload_url_expiry_secs, 900);
     assert_eq!(settings.media.download_url_expiry_secs, 3600);
-    assert_eq!(settings.consumer.group_id, "media-service");
+    // the Go service's group (cut-over continues from its offsets); the retry group is new and
+    // must not replay the retry topic on its first start
+    assert_eq!(settings.consumer.group_id, "media-service-consumer");
+    assert_eq!(settings.consumer.start_at, StartAt::Earliest);
+    assert_eq!(
+        settings.retry_consumer.group_id,
+        "media-service-delete-retry"
+    );
+    assert_eq!(settings.retry_consumer.start_at, StartAt::Latest);
     assert_eq!(
         settings.consumer.topics,
         [

@@ -49,7 +49,8 @@ fn default_settings_match_the_platform_contract() {
     let settings = Settings::default();
     assert_eq!(settings.http.port, 8091);
     assert_eq!(settings.consumer.topics, ["public.user.message.events"]);
-    assert_eq!(settings.consumer.group_id, "message-consumer");
+    // the Go service's group, so a cut-over continues from its committed offsets
+    assert_eq!(settings.consumer.group_id, "go-message-consumer");
     assert_eq!(
         settings.consumer.dead_letter_topic,
         "internal.user.message.dead-letter"

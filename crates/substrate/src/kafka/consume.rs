@@ -168,6 +168,30 @@ pub struct ConsumeSettings {
     pub retry_initial_backoff_ms: u64,
     /// Cap of the exponential retry delay, in milliseconds.
     pub retry_max_backoff_ms: u64,
+    /// Where the group starts on a partition it has no committed offset for. `earliest` for
+    /// the groups the original services had (a new deployment processes every record; a
+    /// cut-over keeps the Go fleet's committed offsets), `latest` for groups the Rust services
+    /// added, so their first start cannot replay a topic's history (docs/cutover.md).
+    pub start_at: StartAt,
+}
+
+/// `auto.offset.reset` of a consume loop: where a group without a committed offset starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    /// The oldest retained record.
+    Earliest,
+    /// Only records produced after the group first joined.
+    Latest,
+}
+
+impl StartAt {
+    fn as_reset(self) -> &'static str {
+        match self {
+            Self::Earliest => "earliest",
+            Self::Latest => "latest",
+        }
+    }
 }
 
 impl Default for ConsumeSettings {
@@ -179,6 +203,7 @@ impl Default for ConsumeSettings {
             max_batch: 256,
             retry_initial_backoff_ms: 200,
             retry_max_backoff_ms: 30_000,
+            start_at: StartAt::Earliest,
         }
     }
 }
@@ -287,10 +312,16 @@ pub async fn run_consumer<H: BatchHandler>(
     settings.validate()?;
     let consumer: StreamConsumer<LoggingContext> = kafka
         .consumer_config(&settings.group_id)?
+        .set("auto.offset.reset", settings.start_at.as_reset())
         .create_with_context(LoggingContext)?;
     let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
-    tracing::info!(group_id = %settings.group_id, topics = ?settings.topics, "consuming");
+    tracing::info!(
+        group_id = %settings.group_id,
+        topics = ?settings.topics,
+        start_at = settings.start_at.as_reset(),
+        "consuming"
+    );
 
     let worker = Worker {
         consumer: &consumer,
@@ -564,6 +595,20 @@ pub fn dead_letter_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_at_defaults_to_earliest_and_reads_lowercase_names() {
+        assert_eq!(ConsumeSettings::default().start_at, StartAt::Earliest);
+        let settings: ConsumeSettings =
+            serde_json::from_value(serde_json::json!({"group_id": "g", "start_at": "latest"}))
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.start_at, StartAt::Latest);
+        assert_eq!(settings.start_at.as_reset(), "latest");
+        assert!(
+            serde_json::from_value::<ConsumeSettings>(serde_json::json!({"start_at": "newest"}))
+                .is_err()
+        );
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 pub use consume::{
     BatchHandler, ConsumeError, ConsumeSettings, HandlerError, InboundMessage, MessageHandler,
-    PerMessage, run_consumer,
+    PerMessage, StartAt, run_consumer,
 };
 pub use context::LoggingContext;
 pub use publisher::{Delivered, EventPublisher, KafkaPublisher, OutboundRecord, PublishError};
@@ -190,7 +190,8 @@ impl KafkaSettings {
             "auto.commit.interval.ms",
             self.auto_commit_interval_ms.to_string(),
         );
-        // A new group starts from the beginning of the topic, as the original services did.
+        // A group without committed offsets starts from the beginning of the topic, as the
+        // original services did; a consume loop may override it (ConsumeSettings::start_at).
         config.set("auto.offset.reset", "earliest");
         config.set("session.timeout.ms", self.session_timeout_ms.to_string());
         // Bounds how long a quiet partition's newest record can wait in the broker (light-traffic

@@ -10,7 +10,7 @@ use substrate::avro::AvroCodec;
 use substrate::kafka::consume::dlq_headers;
 use substrate::kafka::{
     ConsumeSettings, EventPublisher, HandlerError, InboundMessage, KafkaPublisher, MessageHandler,
-    OutboundRecord, PerMessage, run_consumer,
+    OutboundRecord, PerMessage, StartAt, run_consumer,
 };
 use substrate::testing::{eventually, unique};
 use tokio_util::sync::CancellationToken;
@@ -106,6 +106,7 @@ fn settings(topic: &str, group: &str, dead_letter_topic: &str) -> ConsumeSetting
         max_batch: 16,
         retry_initial_backoff_ms: 20,
         retry_max_backoff_ms: 100,
+        start_at: StartAt::Earliest,
     }
 }
 
@@ -210,6 +211,56 @@ async fn a_poison_message_is_dead_lettered_with_its_original_bytes_and_the_loop_
     assert_eq!(header(dlq_headers::SOURCE_OFFSET).as_deref(), Some("1"));
     let reason = header(dlq_headers::ERROR).unwrap_or_default();
     assert!(reason.contains("magic byte"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_group_that_starts_at_latest_never_sees_the_topics_history() {
+    // Arrange: history the group must not replay (what a cut-over leaves in retention).
+    let stack = Stack::connect();
+    let (topic, _) = stack
+        .topic_with_schema("substrate.loop.latest", USER_MESSAGE)
+        .await;
+    let dead_letter_topic = unique("substrate.loop.latest.dlq");
+    stack.stack.create_topics(&[&dead_letter_topic]).await;
+    produce_messages(&stack, &topic, &["history-0", "history-1"]).await;
+
+    // Act: a group without committed offsets, starting at latest. When it has resolved its
+    // position is not observable from outside, so new records are produced until one arrives
+    // (any produced before that moment may be skipped, which is what "latest" means).
+    let handler = Recorder::new(stack.codec.clone(), None);
+    let (shutdown, handle) = spawn_loop(
+        &stack,
+        ConsumeSettings {
+            start_at: StartAt::Latest,
+            ..settings(&topic, &unique("g-latest"), &dead_letter_topic)
+        },
+        handler.clone(),
+    );
+    let mut produced = 0;
+    let arrived = eventually(Duration::from_secs(60), || {
+        produced += 1;
+        let text = format!("after-{produced}");
+        let stack = &stack;
+        let topic = &topic;
+        let handler = &handler;
+        async move {
+            if handler.seen().is_empty() {
+                produce_messages(stack, topic, &[text.as_str()]).await;
+            }
+            !handler.seen().is_empty()
+        }
+    })
+    .await;
+    stop(shutdown, handle).await;
+
+    // Assert: only records produced after the group joined, never the history.
+    assert!(arrived, "no record reached the new group");
+    let seen = handler.seen();
+    assert!(
+        seen.iter()
+            .all(|(offset, text)| *offset >= 2 && text.starts_with("after-")),
+        "history replayed: {seen:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
