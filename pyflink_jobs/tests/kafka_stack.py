@@ -158,9 +158,12 @@ class KafkaNamespace:
             **extra,
         }
 
-    def produce(self, base: str, records: Sequence[Mapping[str, Any]]) -> None:
+    def produce(
+        self, base: str, records: Sequence[Mapping[str, Any]], timestamp_ms: int | None = None
+    ) -> None:
         """Confluent-framed Avro (magic byte, schema id, body) with the contract registered
-        under the topic's subject, as the services write it."""
+        under the topic's subject, as the services write it; `timestamp_ms` sets the records'
+        create time (history a test pretends was produced earlier)."""
         topic = self.topic(base)
         if topic not in self._producers:
             serializer = AvroSerializer(
@@ -170,8 +173,10 @@ class KafkaNamespace:
             )
             self._producers[topic] = (Producer({"bootstrap.servers": BROKERS}), serializer)
         producer, serializer = self._producers[topic]
+        extra = {} if timestamp_ms is None else {"timestamp": timestamp_ms}
         for record in records:
-            producer.produce(topic, serializer(dict(record), SerializationContext(topic, MessageField.VALUE)))
+            value = serializer(dict(record), SerializationContext(topic, MessageField.VALUE))
+            producer.produce(topic, value, **extra)
         assert producer.flush(30) == 0, f"records for {topic} not delivered"
 
     @contextmanager
