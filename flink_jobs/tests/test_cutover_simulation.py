@@ -30,12 +30,6 @@ SIGNUP_TOPIC = "public.identity.signup.events"
 EXPIRED_TOPIC = "public.media.expired.events"
 
 
-@pytest.fixture
-def ns():
-    with ks.namespace() as namespace:
-        yield namespace
-
-
 def signup(user, at):
     return {"user_id": user, "email": f"{user}@example.com", "signup_time": at}
 

@@ -34,12 +34,6 @@ EXPIRED_TOPIC = "public.media.expired.events"
 CONFIRMED_TOPIC = "public.media.upload.confirmed"
 
 
-@pytest.fixture
-def ns():
-    with ks.namespace() as namespace:
-        yield namespace
-
-
 def source_topics(files):
     """The topics of the runner's sources that the files read (a source on a missing topic
     makes the job fail, and the broker does not create topics on demand)."""

@@ -21,3 +21,13 @@ def fresh_db() -> Iterator[str]:
 
     with fresh_database(seed=False) as dsn:
         yield dsn
+
+
+@pytest.fixture
+def ns():
+    """A Kafka namespace of one test (kafka_stack.KafkaNamespace): its own topics, subjects
+    and consumer groups, deleted afterwards."""
+    from pyflink_jobs.tests import kafka_stack
+
+    with kafka_stack.namespace() as namespace:
+        yield namespace

@@ -24,12 +24,6 @@ from pyflink_jobs.tests import runtime
 pytestmark = [pytest.mark.flink, pytest.mark.kafka]
 
 
-@pytest.fixture
-def ns():
-    with ks.namespace() as namespace:
-        yield namespace
-
-
 def start(ns, job_module, job_name, environ, build):
     """Creates the job's topics, registers its tables like main() and submits build(t_env)."""
     topics = [topic for topic, *_ in job_module.SOURCES.values()]
