@@ -3,13 +3,13 @@
 #
 #   scripts/stack/flink.sh start|up|status|down  (or ./taskw flink:start, flink:up, flink:status, flink:down)
 #
-# start   starts the JobManager and the TaskManager only (nothing of the stack needed): ./taskw up
-#         runs it first so the JVMs start while the stack does
+# start   starts the JobManager and the TaskManager only, no jobs (needs nothing of the stack)
 # up      starts one JobManager and one TaskManager from the PyPI distribution of Flink (the
-#         apache-flink wheel in .venv-flink ships Flink's jars and bin/ scripts under
-#         site-packages/pyflink), then submits the five jobs that are not running yet: the SQL
-#         processors (flink_jobs/sql_runner.py with the six SQL files, one job) and the PyFlink
-#         jobs credit check, TTL expiry, move saga and echo. It waits until all five run.
+#         apache-flink wheel in .venv-flink ships Flink's jars under site-packages/pyflink),
+#         then submits, from one client (scripts/stack/flink_launch.py), the jobs that are not
+#         running yet: the SQL processors (flink_jobs/sql_runner.py with the six SQL files, one
+#         job) and the PyFlink jobs credit check, TTL expiry, move saga and echo. It waits until
+#         every task of all five runs.
 #         A job stopped by `down` resumes from its savepoint (keyed state, timers, offsets).
 # status  the two processes and every job with its state (Flink REST API)
 # down    stops every job with a savepoint (.local/data/flink/savepoints), then the cluster
@@ -263,8 +263,7 @@ submit() {
     ((status == 0)) || { show_log_tail flink-submit 40; die "submitting $* failed (log: $log)"; }
 }
 
-# start_cluster : starts the JobManager and the TaskManager unless they run; needs nothing of
-# the stack, so ./taskw up starts them first and lets their JVMs warm up beside the stack's
+# start_cluster : starts the JobManager and the TaskManager unless they run
 start_cluster() {
     local port
     if ! is_running flink-jobmanager && ! is_running flink-taskmanager; then
@@ -309,8 +308,8 @@ cmd_up() {
             fi
         done
     else
-        # a JobManager that is not running, or still starting (./taskw up starts it before
-        # the stack), has run no job yet
+        # a JobManager that is not running, or still starting (flink.sh start), has run no
+        # job yet
         missing=("${JOB_NAMES[@]}")
     fi
     # The client plans the first job while the JobManager may still be starting and retries
