@@ -78,6 +78,10 @@ pub struct MediaSettings {
     pub delete_retry_base_delay_ms: u64,
     /// Cap of the delete retry delay, in milliseconds.
     pub delete_retry_max_delay_ms: u64,
+    /// At start, outcome topics are read from this many seconds before the first record the
+    /// saga group will receive again (covers clock skew between the producers of intents and
+    /// outcomes; see `announced.rs`).
+    pub replay_margin_secs: u64,
 }
 
 impl Default for MediaSettings {
@@ -88,6 +92,7 @@ impl Default for MediaSettings {
             delete_max_retries: 3,
             delete_retry_base_delay_ms: 5_000,
             delete_retry_max_delay_ms: 300_000,
+            replay_margin_secs: 300,
         }
     }
 }

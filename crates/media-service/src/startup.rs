@@ -11,7 +11,8 @@ use substrate::kafka::{ConsumeSettings, EventPublisher, KafkaPublisher, PerMessa
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::configuration::Settings;
+use crate::announced::Announced;
+use crate::configuration::{Settings, Topics};
 use crate::edges::{AvroEventSink, PgMediaFiles, S3ObjectStore};
 use crate::handlers::{Deps, MediaRouter};
 use crate::webhooks::WebhookState;
@@ -50,6 +51,7 @@ impl Application {
             topics: topics.clone(),
             media: Arc::new(settings.media.clone()),
             shutdown: CancellationToken::new(),
+            announced: Arc::new(Announced::default()),
         };
         if settings.webhook.require_token
             && substrate::config::secret_value(&settings.webhook.token).is_none()
@@ -108,7 +110,6 @@ impl Application {
         let stop_all = shutdown.child_token();
         let mut deps = self.deps.clone();
         deps.shutdown = stop_all.clone();
-        let router = MediaRouter::new(self.codec.clone(), deps);
         let dead_letters: Arc<dyn EventPublisher> = Arc::new(self.publisher.clone());
         let meter = opentelemetry::global::meter("media-service");
         let server = async {
@@ -121,14 +122,26 @@ impl Application {
         // Each loop's end (error or shutdown) stops the others too.
         let kafka = &self.settings.kafka;
         let consume = |consumer: &'static str, settings: &ConsumeSettings| {
-            let (router, dead_letters, meter, stop_all) = (
-                router.clone(),
+            let (mut deps, codec, dead_letters, meter, stop_all) = (
+                deps.clone(),
+                self.codec.clone(),
                 dead_letters.clone(),
                 meter.clone(),
                 stop_all.clone(),
             );
             let settings = settings.clone();
+            let margin = Duration::from_secs(self.settings.media.replay_margin_secs);
             async move {
+                // Before the first record: what was already published for the records this
+                // group receives again (announced.rs). Only the saga topics need it.
+                let Some(announced) =
+                    recover_announced(kafka, &settings, &deps.topics, &codec, margin, &stop_all)
+                        .await
+                else {
+                    return Ok(());
+                };
+                deps.announced = Arc::new(announced);
+                let router = MediaRouter::new(codec, deps);
                 let result = run_consumer(
                     kafka,
                     &settings,
@@ -152,5 +165,36 @@ impl Application {
         consumed?;
         retried?;
         Ok(())
+    }
+}
+
+/// [`Announced::recover`], retried with a growing delay while the broker or registry is not
+/// reachable (the consumer could not run then either); `None` once `shutdown` is cancelled.
+async fn recover_announced(
+    kafka: &substrate::kafka::KafkaSettings,
+    consumer: &ConsumeSettings,
+    topics: &Topics,
+    codec: &AvroCodec,
+    margin: Duration,
+    shutdown: &CancellationToken,
+) -> Option<Announced> {
+    let mut attempt = 0u32;
+    loop {
+        let recovered = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            recovered = Announced::recover(kafka, consumer, topics, codec, margin) => recovered,
+        };
+        match recovered {
+            Ok(announced) => return Some(announced),
+            Err(error) => {
+                attempt += 1;
+                let delay = consumer.backoff(attempt);
+                tracing::warn!(%error, attempt, "reading the replay window's outcomes failed; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
     }
 }

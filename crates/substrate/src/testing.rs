@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use serde::Deserialize;
 
 use crate::avro::RegistrySettings;
@@ -127,6 +127,25 @@ impl TestStack {
                 panic!("create topic {topic}: {code}");
             }
         }
+    }
+
+    /// Commits `next` (the offset of the next record to read) for `group` on partition 0 of
+    /// `topic` from outside the group, the way another client of it (the Go service a cut-over
+    /// replaces) leaves it behind. The group must have no running member.
+    pub fn commit_offset(&self, group: &str, topic: &str, next: i64) {
+        let consumer: BaseConsumer = self
+            .kafka()
+            .consumer_config(group)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .create()
+            .unwrap_or_else(|e| panic!("committer: {e}"));
+        let mut offsets = rdkafka::TopicPartitionList::new();
+        offsets
+            .add_partition_offset(topic, 0, rdkafka::Offset::Offset(next))
+            .unwrap_or_else(|e| panic!("{e}"));
+        consumer
+            .commit(&offsets, CommitMode::Sync)
+            .unwrap_or_else(|e| panic!("commit {group} {topic}@{next}: {e}"));
     }
 
     /// Reads messages of `topic` from the beginning with a fresh group until `count` arrived or

@@ -3,9 +3,11 @@
 //! original's: the user's view changes first, storage follows (with retries).
 //!
 //! Idempotency: the soft delete records the request id. A redelivered intent finds the row
-//! deleted by itself and repeats the same outcome (event + removal); a different request for an
-//! already deleted file gets `delete.rejected` `not_found`, so two concurrent deletes produce
-//! one `FileDeleted`.
+//! deleted by itself and repeats the outcome (removal, and the event unless it was already
+//! published); a different request for an already deleted file gets `delete.rejected`
+//! `not_found`, so two concurrent deletes produce one `FileDeleted`. A row the Go service
+//! deleted records no request; if its `FileDeleted` is among the outcomes published before this
+//! start ([`crate::announced`]), the intent was answered then and only the removal is repeated.
 
 use serde_json::json;
 use substrate::kafka::HandlerError;
@@ -43,18 +45,15 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
             )
             .await;
     };
-    deps.emit(
-        &deps.topics.delete_events,
-        json!({
-            "user_id": user_id,
-            "file_path": file_path,
-            "file_name": row.file_name,
-            "media_type": row.media_type,
-            "file_size": row.file_size,
-            "delete_time": substrate::time::now_rfc3339(),
-        }),
-    )
-    .await?;
+    if deps.announced.file_deleted(user_id, file_path) {
+        tracing::info!(
+            request_id,
+            file_path,
+            "deletion already announced before this start; only the removal is repeated"
+        );
+    } else {
+        announce(deps, user_id, file_path, &row).await?;
+    }
     if let Err(error) = deps.storage.remove(file_path).await {
         tracing::warn!(%error, file_path, "object removal failed; scheduling a retry");
         deps.emit(
@@ -75,9 +74,30 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
     Ok(())
 }
 
+/// Publishes `FileDeleted`: the user's view changes before storage does.
+async fn announce(
+    deps: &Deps,
+    user_id: &str,
+    file_path: &str,
+    row: &FileRow,
+) -> Result<(), HandlerError> {
+    deps.emit(
+        &deps.topics.delete_events,
+        json!({
+            "user_id": user_id,
+            "file_path": file_path,
+            "file_name": row.file_name,
+            "media_type": row.media_type,
+            "file_size": row.file_size,
+            "delete_time": substrate::time::now_rfc3339(),
+        }),
+    )
+    .await
+}
+
 /// The row this request deletes: soft-deletes it when active; returns it again when this same
-/// request deleted it before (redelivery); `None` when it does not exist for this user or was
-/// deleted by another request.
+/// request deleted it before (redelivery) or the Go service deleted it and announced it in the
+/// replay window; `None` when it does not exist for this user or was deleted by another request.
 async fn owned_row(
     deps: &Deps,
     user_id: &str,
@@ -105,7 +125,13 @@ async fn owned_row(
             // Someone deleted it between the lookup and the update: look again.
             continue;
         }
-        return Ok((row.deleted_by_request_id.as_deref() == Some(request_id)).then_some(row));
+        let ours = match row.deleted_by_request_id.as_deref() {
+            Some(deleted_by) => deleted_by == request_id,
+            // Deleted by the Go service (it kept no request id): this intent was answered
+            // before the cut-over if the deletion was announced in the replay window.
+            None => deps.announced.file_deleted(user_id, file_path),
+        };
+        return Ok(ours.then_some(row));
     }
     Ok(None)
 }

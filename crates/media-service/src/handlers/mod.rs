@@ -4,7 +4,8 @@
 //! Delivery guarantee: at least once (the shared loop stores an offset only after the handler
 //! returned `Ok`). Every effect is idempotent under redelivery: upload keys derive from the
 //! `request_id`, soft deletes remember the request that made them, moves tolerate an
-//! already-moved object, removals of missing keys succeed. Failure classes: dependency outages
+//! already-moved object, removals of missing keys succeed; and outcomes published before a
+//! restart or cut-over for records delivered again are not published twice ([`Announced`]). Failure classes: dependency outages
 //! (database, object store, broker, registry) are retryable and never advance the offset;
 //! invalid events produce the saga's rejection event when it has one and the user can be
 //! addressed, otherwise they are dead-lettered.
@@ -24,6 +25,7 @@ use substrate::avro::AvroCodec;
 use substrate::kafka::{HandlerError, InboundMessage, MessageHandler};
 use tokio_util::sync::CancellationToken;
 
+use crate::announced::Announced;
 use crate::configuration::{MediaSettings, Topics};
 use crate::edges::{EventSink, MediaFiles, ObjectStore, SinkError};
 use crate::fields::Fields;
@@ -43,6 +45,8 @@ pub struct Deps {
     pub media: Arc<MediaSettings>,
     /// Cancelled on shutdown (interrupts a delete retry that is waiting for its due time).
     pub shutdown: CancellationToken,
+    /// Outcomes published before this start for intents the saga consumer receives again.
+    pub announced: Arc<Announced>,
 }
 
 impl Deps {

@@ -2,7 +2,9 @@
 //!
 //! The object key is `uploads/<user_id>/<uuid>/<file_name>` where the uuid is derived from the
 //! `request_id` (UUID v5), so a redelivered approval yields the same key: the TTL and move sagas,
-//! keyed by that path, see one upload, not two.
+//! keyed by that path, see one upload, not two. An approval whose `upload.signed` was already
+//! published (before a restart, or by the Go service before a cut-over, whose keys were random)
+//! is not signed again: see [`crate::announced`].
 
 use serde_json::json;
 use substrate::kafka::HandlerError;
@@ -48,6 +50,13 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
                 .await;
         }
     };
+    if deps.announced.upload_signed(request_id) {
+        tracing::info!(
+            request_id,
+            "upload already signed before this start; not signed again"
+        );
+        return Ok(());
+    }
     let key = upload_key(user_id, request_id, file_name);
     // Presigning is local; a failure means broken configuration, which a retry after a fix
     // (or restart) resolves without losing the approval.

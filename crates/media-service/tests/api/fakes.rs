@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use media_service::announced::Announced;
 use media_service::configuration::{MediaSettings, Topics};
 use media_service::edges::{
     DbError, EventSink, FileRow, MediaFiles, ObjectStore, SinkError, StorageError,
@@ -181,6 +182,11 @@ impl Kit {
     }
 
     pub fn with(media: MediaSettings) -> Self {
+        Self::announcing(media, Announced::default())
+    }
+
+    /// A kit whose handlers see `announced` as published before the service started.
+    pub fn announcing(media: MediaSettings, announced: Announced) -> Self {
         let log: OpLog = Arc::default();
         let sink = Arc::new(FakeSink {
             log: log.clone(),
@@ -201,6 +207,7 @@ impl Kit {
             topics: Arc::new(Topics::default()),
             media: Arc::new(media),
             shutdown: CancellationToken::new(),
+            announced: Arc::new(announced),
         };
         Self {
             sink,

@@ -2,6 +2,7 @@
 //! (errors classified instead of logged-and-committed, rejection events for invalid requests,
 //! idempotent keys and deletes, safe keys, growing delete-retry delays).
 
+use media_service::announced::Announced;
 use media_service::configuration::MediaSettings;
 use media_service::edges::StorageError;
 use media_service::handlers::{
@@ -105,6 +106,31 @@ async fn redelivered_approvals_sign_the_same_key_and_distinct_requests_get_disti
         .collect();
     assert_eq!(paths[0], paths[1], "redelivery keeps the key");
     assert_ne!(paths[0], paths[2], "another request gets another key");
+}
+
+#[tokio::test]
+async fn an_approval_signed_before_this_start_is_not_signed_again() {
+    // req-1 was signed before (by the Go service under a random key, or before a crash).
+    let mut announced = Announced::default();
+    announced.add_signed("req-1");
+    let kit = Kit::announcing(MediaSettings::default(), announced);
+    let mut other = approved();
+    other["request_id"] = json!("req-2");
+    for event in [approved(), other] {
+        assert!(
+            upload_signing::handle(&kit.deps, &fields(event))
+                .await
+                .is_ok()
+        );
+    }
+    let signed = kit.on("public.media.upload.signed");
+    let requests: Vec<&Value> = signed.iter().map(|e| &e["request_id"]).collect();
+    assert_eq!(
+        requests,
+        [&json!("req-2")],
+        "only the new approval is signed"
+    );
+    assert_eq!(kit.sink.events().len(), 1);
 }
 
 #[tokio::test]
@@ -479,6 +505,78 @@ async fn delete_is_idempotent_per_request() {
         kit.on("public.media.delete.rejected")[0]["reason"],
         "not_found"
     );
+}
+
+#[tokio::test]
+async fn a_deletion_announced_before_this_start_is_not_announced_again() {
+    let path = "files/user-1/abc/video.mp4";
+    let mut announced = Announced::default();
+    announced.add_deleted("user-1", path);
+    let kit = Kit::announcing(MediaSettings::default(), announced);
+    // The Go service deleted the row (keeping no request id) and published FileDeleted; its
+    // intent comes again after the cut-over.
+    kit.files.insert("user-1", path, 5);
+    if let Some(row) = lock(&kit.files.rows).get_mut(&("user-1".into(), path.into())) {
+        row.status = "deleted".into();
+    }
+    assert!(
+        delete::handle(&kit.deps, &fields(delete_intent("go-r1")))
+            .await
+            .is_ok()
+    );
+    assert!(
+        kit.sink.events().is_empty(),
+        "no second FileDeleted, no rejection"
+    );
+    assert_eq!(
+        lock(&kit.storage.removed).clone(),
+        [path],
+        "the removal is repeated"
+    );
+
+    // Without the announcement the same intent is answered not_found, as any other request for
+    // a file that is already gone.
+    let unannounced = Kit::new();
+    unannounced.files.insert("user-1", path, 5);
+    if let Some(row) = lock(&unannounced.files.rows).get_mut(&("user-1".into(), path.into())) {
+        row.status = "deleted".into();
+    }
+    assert!(
+        delete::handle(&unannounced.deps, &fields(delete_intent("go-r1")))
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        unannounced.on("public.media.delete.rejected")[0]["reason"],
+        "not_found"
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_delete_whose_event_was_published_only_removes_again() {
+    let path = "files/user-1/abc/video.mp4";
+    let mut announced = Announced::default();
+    announced.add_deleted("user-1", path);
+    let kit = Kit::announcing(MediaSettings::default(), announced);
+    // This service deleted it for r1 and published FileDeleted, then crashed before committing;
+    // r1 comes again (twice), then another request r2.
+    kit.files.insert("user-1", path, 5);
+    if let Some(row) = lock(&kit.files.rows).get_mut(&("user-1".into(), path.into())) {
+        row.status = "deleted".into();
+        row.deleted_by_request_id = Some("r1".into());
+    }
+    for request in ["r1", "r1", "r2"] {
+        assert!(
+            delete::handle(&kit.deps, &fields(delete_intent(request)))
+                .await
+                .is_ok()
+        );
+    }
+    assert!(kit.on("public.media.delete.events").is_empty());
+    assert_eq!(lock(&kit.storage.removed).len(), 2);
+    let rejected = kit.on("public.media.delete.rejected");
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["request_id"], "r2");
 }
 
 #[tokio::test]

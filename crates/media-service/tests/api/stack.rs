@@ -120,6 +120,8 @@ struct Fixture {
     codec: AvroCodec,
     publisher: KafkaPublisher,
     store: Store,
+    /// The service's settings (its saga group: `settings.consumer.group_id`).
+    settings: Settings,
     shutdown: CancellationToken,
     service: Option<tokio::task::JoinHandle<()>>,
 }
@@ -141,6 +143,14 @@ fn contract(topic: &str) -> String {
 impl Fixture {
     /// Everything up and running; `retry_base_ms` is the delete retry base delay.
     async fn start(retry_base_ms: u64) -> Self {
+        let mut fixture = Self::prepare(retry_base_ms).await;
+        fixture.launch().await;
+        fixture
+    }
+
+    /// Topics, database and object store ready, the service not started yet (so a test can
+    /// leave history behind first).
+    async fn prepare(retry_base_ms: u64) -> Self {
         let stack = TestStack::from_env();
         let registry =
             Arc::new(SchemaRegistry::new(&stack.registry).unwrap_or_else(|e| panic!("{e}")));
@@ -201,7 +211,8 @@ impl Fixture {
         };
         let mut settings = Settings::default();
         settings.http.host = "127.0.0.1".into();
-        settings.http.port = 0;
+        // A fixed port, so the object store's webhooks can point at it before the service runs.
+        settings.http.port = free_port();
         settings.kafka = stack.kafka();
         settings.registry = stack.registry.clone();
         settings.postgres.url = SecretString::from(db.url.clone());
@@ -223,19 +234,8 @@ impl Fixture {
         settings.retry_consumer.topics = vec![topics.delete_retry.clone()];
         settings.retry_consumer.dead_letter_topic = dead_letters;
         settings.topics = topics.clone();
-
-        let app = Application::build(settings)
-            .await
-            .unwrap_or_else(|e| panic!("build: {e}"));
-        store.webhooks = format!("http://127.0.0.1:{}", app.port());
+        store.webhooks = format!("http://127.0.0.1:{}", settings.http.port);
         store.start().await;
-        let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        let service = tokio::spawn(async move {
-            app.run_until_stopped(token)
-                .await
-                .unwrap_or_else(|e| panic!("media-service: {e}"));
-        });
         Self {
             publisher: KafkaPublisher::new(&stack.kafka()).unwrap_or_else(|e| panic!("{e}")),
             codec: AvroCodec::new(registry),
@@ -243,9 +243,23 @@ impl Fixture {
             db,
             topics,
             store,
-            shutdown,
-            service: Some(service),
+            settings,
+            shutdown: CancellationToken::new(),
+            service: None,
         }
+    }
+
+    /// Starts the service.
+    async fn launch(&mut self) {
+        let app = Application::build(self.settings.clone())
+            .await
+            .unwrap_or_else(|e| panic!("build: {e}"));
+        let token = self.shutdown.clone();
+        self.service = Some(tokio::spawn(async move {
+            app.run_until_stopped(token)
+                .await
+                .unwrap_or_else(|e| panic!("media-service: {e}"));
+        }));
     }
 
     async fn stop(mut self) {
@@ -526,5 +540,90 @@ async fn a_retry_succeeds_once_the_store_is_back() {
             .await
             .is_empty()
     );
+    f.stop().await;
+}
+
+/// A cut-over from the Go media-service, which committed the previous poll's offsets every 5 s:
+/// it had signed two approvals (under random keys) and deleted a file, but committed only past
+/// the first approval and before the delete. The Rust service resumes at those offsets, so both
+/// records come again; neither may be answered twice, and new traffic is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_the_go_service_handled_but_did_not_commit_are_not_answered_twice() {
+    let mut f = Fixture::prepare(1_000).await;
+    let (approved, deletes) = (
+        &f.topics.upload_approved.clone(),
+        &f.topics.delete_intent.clone(),
+    );
+    let approval = |request: &str| json!({"user_id":"user-go","file_name":"cat.png","media_type":"image/png","file_size":3,"request_id":request,"request_time":"2026-11-30T10:00:00Z"});
+    let go_signed = |request: &str, key: &str| json!({"user_id":"user-go","file_path":format!("uploads/user-go/{key}/cat.png"),"file_name":"cat.png","upload_url":"http://go.example/signed","expires_in":900,"request_id":request,"signed_time":"2026-11-30T10:00:01Z"});
+    let gone = "files/user-go/old/doc.pdf";
+    f.insert_file("user-go", gone, b"old").await;
+    // What the Go service did: signed go-1 and go-2, deleted `gone` for go-del (row deleted
+    // without a request id, FileDeleted published, object removed).
+    f.produce(approved, approval("go-1")).await;
+    f.produce(approved, approval("go-2")).await;
+    f.produce(
+        &f.topics.upload_signed,
+        go_signed("go-1", "0b6f7c1e-go-random-1"),
+    )
+    .await;
+    f.produce(
+        &f.topics.upload_signed,
+        go_signed("go-2", "4d1e2a9f-go-random-2"),
+    )
+    .await;
+    f.produce(
+        deletes,
+        json!({"user_id":"user-go","file_path":gone,"request_id":"go-del","request_time":"t"}),
+    )
+    .await;
+    sqlx::query("update public.media_files set status = 'deleted' where file_path = $1")
+        .bind(gone)
+        .execute(&f.db.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.produce(&f.topics.delete_events, json!({"user_id":"user-go","file_path":gone,"file_name":"doc.pdf","media_type":"application/pdf","file_size":3,"delete_time":"2026-11-30T10:00:02Z"})).await;
+    let group = f.settings.consumer.group_id.clone();
+    f.stack.commit_offset(&group, approved, 1);
+    f.stack.commit_offset(&group, deletes, 0);
+
+    f.launch().await;
+    // Traffic continues: a new approval and a new delete, behind the replayed records.
+    let fresh = "files/user-go/new/doc.pdf";
+    f.insert_file("user-go", fresh, b"new").await;
+    f.produce(approved, approval("rust-1")).await;
+    f.produce(
+        deletes,
+        json!({"user_id":"user-go","file_path":fresh,"request_id":"rust-del","request_time":"t"}),
+    )
+    .await;
+
+    // One partition is handled in order, so go-2 was handled before rust-1 was signed: a second
+    // signing of go-2 would sit between them.
+    let signed = f.read(&f.topics.upload_signed, 3, WAIT).await;
+    let requests: Vec<&str> = signed
+        .iter()
+        .map(|(_, v)| v["request_id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(requests, ["go-1", "go-2", "rust-1"], "go-2 signed once");
+    let deleted = f.read(&f.topics.delete_events, 2, WAIT).await;
+    let paths: Vec<&str> = deleted
+        .iter()
+        .map(|(_, v)| v["file_path"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(paths, [gone, fresh], "one FileDeleted per file");
+    // go-del was handled (and acknowledged) before rust-del, so a rejection would be readable.
+    let rejected = f
+        .read(&f.topics.delete_rejected, 1, Duration::from_secs(3))
+        .await;
+    assert!(
+        rejected.is_empty(),
+        "the replayed delete was answered again: {rejected:?}"
+    );
+    assert!(
+        !f.object_exists(fresh).await,
+        "the new delete removed its object"
+    );
+    assert_eq!(f.status("user-go", fresh).await.as_deref(), Some("deleted"));
     f.stop().await;
 }

@@ -7,6 +7,7 @@
 pub mod consume;
 mod context;
 mod publisher;
+pub mod replay;
 
 use std::time::Duration;
 
