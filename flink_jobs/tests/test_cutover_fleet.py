@@ -1,0 +1,462 @@
+"""The whole cut-over on the local stack: the Go fleet's state, then the Rust services and the
+processors taking over from it (docs/cutover.md).
+
+What the Go fleet leaves behind, written here the way it leaves it:
+- records in retention: a user U signed up and uploaded R1 long ago; the credit check approved
+  R2 before the original jobs stopped; in the last seconds the Go media-service signed R2 under
+  a random staging key and deleted U's file F0 for the intent D0, and the Go message-consumer
+  wrote U's message m2;
+- offsets committed under the original group ids, 5 s behind: `media-service-consumer` past R1
+  but not R2 and not D0, `go-message-consumer` past m1 but not m2;
+- keyless rows of the original writers (signup, bonus, deductions, messages, media files), then
+  the runbook's key step; R1's object in the store.
+
+Then the Rust media-service and message-consumer (the built binaries, with their own object
+store process sending webhooks) start from those offsets, the SQL and PyFlink processors start
+at the cut-over timestamp T0, and traffic continues: U uploads to the URL the Go service gave
+out and sends m3; a new user V signs up, lets one upload (R3) expire, completes another (R4)
+and deletes it.
+
+Nothing may take effect twice (ledger rows, notifications, media rows, objects; no minted
+credit) and nothing may be lost. Without the media-service's replay-window read it fails: R2 is
+signed again under another key, that upload never comes, and its expiry refunds a credit U
+spent; D0 is answered `not_found` after F0 was deleted.
+
+Needs the local stack and the debug binaries of the Rust test run (./taskw test builds them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+import requests
+from psycopg.conninfo import conninfo_to_dict
+
+from flink_jobs import sql_runner
+from flink_jobs.tests.sqlfiles import FLINK_JOBS as SQL_DIR
+from flink_jobs.tests.test_cutover_simulation import iso, original_rows, signup
+from flink_jobs.tests.test_sql_processors_kafka import rows, source_topics
+from pyflink_jobs import common
+from pyflink_jobs import credit_check_processor as cc
+from pyflink_jobs import move_saga_processor as saga
+from pyflink_jobs import ttl_expiry_processor as ttl
+from pyflink_jobs.tests import kafka_stack as ks
+from pyflink_jobs.tests import runtime
+
+pytestmark = [pytest.mark.flink, pytest.mark.kafka, pytest.mark.postgres]
+
+REPO = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "debug"
+SQL_FILES = ("signup_events_processor.sql", "credit_balance_processor.sql",
+             "media_notification_processor.sql")
+BUCKET = "media-uploads"
+ACCESS_KEY, SECRET_KEY = "admin", "password"
+WEBHOOK_TOKEN = "cutover-fleet-webhook-token"
+#: The Rust media-service signs URLs valid this long; the TTL job adds GRACE. Long enough for
+#: this test's own PUT of R4, short enough that R3's expiry comes within the test.
+URL_EXPIRY, GRACE = 15, 5
+
+#: media-service settings field -> topic (crates/media-service/src/configuration.rs)
+MEDIA_TOPICS = {
+    "upload_approved": "public.media.upload.approved",
+    "upload_signed": "public.media.upload.signed",
+    "upload_rejected": "public.media.upload.rejected",
+    "download_intent": "internal.media.download.intent",
+    "download_signed": "public.media.download.signed",
+    "download_rejected": "public.media.download.rejected",
+    "delete_intent": "internal.media.delete.intent",
+    "delete_events": "public.media.delete.events",
+    "delete_rejected": "public.media.delete.rejected",
+    "delete_retry": "internal.media.delete.retry",
+    "delete_dead_letter": "internal.media.delete.dead-letter",
+    "upload_retry": "internal.media.upload.retry",
+    "upload_received": "internal.media.upload.received",
+    "file_ready": "internal.media.file.ready",
+    "expired": "public.media.expired.events",
+}
+MEDIA_DEAD_LETTER = "internal.media.consumer.dead-letter"
+MESSAGES = "public.user.message.events"
+MESSAGE_DEAD_LETTER = "internal.user.message.dead-letter"
+PY_JOBS = (cc, ttl, saga)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url(conninfo: str) -> str:
+    """The URL form of a libpq connection string (what the Rust services take)."""
+    parts = conninfo_to_dict(conninfo)
+    auth = parts.get("user", "postgres") + (f":{parts['password']}" if parts.get("password") else "")
+    return f"postgres://{auth}@{parts.get('host', '127.0.0.1')}:{parts.get('port', 5432)}/{parts['dbname']}"
+
+
+def presign_put(port: int, key: str, expires: int = 900) -> str:
+    """A SigV4 query-presigned PUT, as the Go media-service handed out (it bound only `host`)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    scope = f"{day}/us-east-1/s3/aws4_request"
+    host = f"127.0.0.1:{port}"
+    path = f"/{BUCKET}/" + quote(key, safe="/-_.~")
+    query = {
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": f"{ACCESS_KEY}/{scope}",
+        "X-Amz-Date": stamp,
+        "X-Amz-Expires": str(expires),
+        "X-Amz-SignedHeaders": "host",
+    }
+    canonical_query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
+                               for k, v in sorted(query.items()))
+    canonical = "\n".join(["PUT", path, canonical_query, f"host:{host}", "", "host", "UNSIGNED-PAYLOAD"])
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    key_bytes = ("AWS4" + SECRET_KEY).encode()
+    for part in (day, "us-east-1", "s3", "aws4_request"):
+        key_bytes = hmac.new(key_bytes, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
+    return f"http://{host}{path}?{canonical_query}&X-Amz-Signature={signature}"
+
+
+class Fleet:
+    """The Rust services of the test (binaries), their object store, and the processors."""
+
+    def __init__(self, ns, db: str, tmp: Path) -> None:
+        self.ns, self.db, self.tmp = ns, db, tmp
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.jobs: list[ks.RunningJob] = []
+        self.store_root = tmp / "objects"
+        self.store_port, self.media_port, self.consumer_port = free_port(), free_port(), free_port()
+        self.media_group = ns.topic("media-service-consumer")
+        self.message_group = ns.topic("go-message-consumer")
+
+    # ---------------------------------------------------------------- Rust services
+
+    def _spawn(self, name: str, argv: list, env: dict[str, str]) -> None:
+        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
+        self.processes[name] = subprocess.Popen(
+            argv, env={**os.environ, **env, "NO_COLOR": "1"},
+            stdout=subprocess.DEVNULL, stderr=log,
+        )
+
+    def start_store(self) -> None:
+        hooks = f"http://127.0.0.1:{self.media_port}/webhooks"
+        self._spawn("objectstore", [
+            TARGET / "local-objectstore", "--root", str(self.store_root), "--port", str(self.store_port),
+            "--bucket", BUCKET, "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY,
+            "--webhook", f"uploads/={hooks}/media-upload", "--webhook", f"files/={hooks}/file-ready",
+            "--webhook-token", WEBHOOK_TOKEN,
+        ], {})
+
+    def start_services(self) -> None:
+        t = self.ns.topic
+        common_env = {
+            "APP__HTTP__HOST": "127.0.0.1",
+            "APP__KAFKA__BROKERS": ks.BROKERS,
+            "APP__REGISTRY__URL": ks.REGISTRY_URL,
+            "APP__POSTGRES__URL": database_url(self.db),
+            "APP__TELEMETRY__LOG_FORMAT": "json",
+        }
+        media_dir = self.tmp / "media-config"
+        media_dir.mkdir()
+        (media_dir / "base.yaml").write_text(json.dumps({
+            "topics": {field: t(base) for field, base in MEDIA_TOPICS.items()},
+            "consumer": {
+                "group_id": self.media_group,
+                "topics": [t(MEDIA_TOPICS[f]) for f in
+                           ("upload_approved", "download_intent", "delete_intent", "upload_retry", "expired")],
+                "dead_letter_topic": t(MEDIA_DEAD_LETTER),
+            },
+            "retry_consumer": {
+                "group_id": t("media-service-delete-retry"),
+                "topics": [t(MEDIA_TOPICS["delete_retry"])],
+                "dead_letter_topic": t(MEDIA_DEAD_LETTER),
+                "start_at": "latest",
+                "max_batch": 1,
+            },
+            "media": {"upload_url_expiry_secs": URL_EXPIRY},
+        }))
+        store = f"127.0.0.1:{self.store_port}"
+        self._spawn("media-service", [TARGET / "media-service"], {
+            **common_env, "APP_CONFIG_DIR": str(media_dir), "APP__HTTP__PORT": str(self.media_port),
+            "APP__S3__ENDPOINT": store, "APP__S3__PUBLIC_ENDPOINT": store,
+            "APP__S3__ACCESS_KEY": ACCESS_KEY, "APP__S3__SECRET_KEY": SECRET_KEY,
+            "APP__S3__BUCKET": BUCKET, "APP__WEBHOOK__TOKEN": WEBHOOK_TOKEN,
+        })
+        consumer_dir = self.tmp / "consumer-config"
+        consumer_dir.mkdir()
+        (consumer_dir / "base.yaml").write_text(json.dumps({"consumer": {
+            "group_id": self.message_group, "topics": [t(MESSAGES)],
+            "dead_letter_topic": t(MESSAGE_DEAD_LETTER),
+        }}))
+        self._spawn("message-consumer", [TARGET / "message-consumer"], {
+            **common_env, "APP_CONFIG_DIR": str(consumer_dir), "APP__HTTP__PORT": str(self.consumer_port),
+        })
+        for name, port in (("media-service", self.media_port), ("message-consumer", self.consumer_port)):
+            self.wait(lambda p=port: self._healthy(p), lambda ok: ok, f"{name} healthy", timeout=60)
+
+    def _healthy(self, port: int) -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    # ---------------------------------------------------------------- processors
+
+    def start_processors(self, environ: dict[str, str]) -> None:
+        config = {**sql_runner.flink_configuration(environ), "parallelism.default": "1"}
+        t_env = sql_runner.create_table_environment(config)
+        for statement in sql_runner.builtin_ddl(environ):
+            t_env.execute_sql(statement)
+        plan = sql_runner.plan_files([str(SQL_DIR / f) for f in SQL_FILES], environ)
+        self.jobs.append(ks.RunningJob(sql_runner.submit(t_env, plan)))
+        builds = {
+            cc: lambda t: cc.build(t, cc.db_settings(environ)),
+            ttl: lambda t: ttl.build(t, ttl.settings(environ)),
+            saga: lambda t: saga.build(t, saga.move_timeout_seconds(environ)),
+        }
+        for job in PY_JOBS:
+            _, t_env = common.create_environments(
+                f"cutover-{job.__name__.rsplit('.', 1)[-1]}", environ=environ,
+                extra_config=runtime.TEST_CONFIG)
+            common.execute_ddl(t_env, job.table_ddl(environ))
+            self.jobs.append(ks.running(builds[job](t_env)))
+
+    # ---------------------------------------------------------------- waiting
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            assert process.poll() is None, f"{name} exited ({process.returncode}); log: {self.tmp / name}.log"
+        for job in self.jobs:
+            job.check_alive()
+
+    def wait(self, observe, done, what: str, timeout: float = ks.RESULT_TIMEOUT):
+        """Polls observe() until done(value); fails when a part died or after `timeout` s (a
+        deadline for a result, not a timing assertion)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = observe()
+            if done(value):
+                return value
+            self.check_alive()
+            assert time.monotonic() < deadline, f"timeout waiting for {what}; last seen: {value!r}"
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        for job in self.jobs:
+            try:
+                job.cancel()
+            except Exception:  # noqa: BLE001  (a failed job is reported by the test itself)
+                pass
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def objects(self) -> list[str]:
+        """The keys the object store holds (s3s-fs keeps each object as a file under
+        <root>/<bucket>/; its metadata files live beside the bucket, not in it)."""
+        bucket = self.store_root / BUCKET
+        return sorted(str(p.relative_to(bucket)) for p in bucket.rglob("*")
+                      if p.is_file() and not p.name.startswith("."))
+
+
+@pytest.fixture
+def fleet(ns, fresh_db, tmp_path):
+    for binary in ("media-service", "message-consumer", "local-objectstore"):
+        assert (TARGET / binary).exists(), f"{TARGET / binary} is missing: run the Rust tests first"
+    running = Fleet(ns, fresh_db, tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def intent(user, request_id, file_name):
+    return {"user_id": user, "file_name": file_name, "media_type": "image/png", "file_size": 3,
+            "request_id": request_id, "request_time": iso(int(time.time() * 1000))}
+
+
+def message(user, text, at):
+    return {"user_id": user, "email": f"{user}@example.com", "message": text, "timestamp": at,
+            "visibility": "broadcast", "recipient_id": None}
+
+
+def test_the_rust_fleet_takes_over_from_the_go_fleet_without_replays_or_lost_records(ns, fresh_db, fleet):
+    now = int(time.time() * 1000)
+    t_old, t_0, t_go = now - 600_000, now - 120_000, now - 60_000
+    k1, k2 = str(uuid.uuid4()), str(uuid.uuid4())  # the Go service's random staging ids
+    r1_path, r2_path = f"uploads/u/{k1}/a.png", f"uploads/u/{k2}/b.png"
+    f0 = "files/u/k0/old.png"
+
+    topics = {*MEDIA_TOPICS.values(), MEDIA_DEAD_LETTER, MESSAGES, MESSAGE_DEAD_LETTER,
+              *source_topics(SQL_FILES)}
+    for job in PY_JOBS:
+        topics |= {topic for topic, *_ in job.SOURCES.values()}
+        topics |= {topic for topic, *_ in job.SINKS.values()}
+    ns.create(*sorted(topics))
+
+    # Arrange 1: the records in retention, with the times they were produced at.
+    def at(when, topic, *records):
+        ns.produce(topic, list(records), timestamp_ms=when)
+
+    at(t_old, "public.identity.signup.events", signup("u", iso(t_old)))
+    at(t_old, "internal.media.upload.intent", intent("u", "R1", "a.png"), intent("u", "R2", "b.png"))
+    at(t_old, MEDIA_TOPICS["upload_approved"], intent("u", "R1", "a.png"), intent("u", "R2", "b.png"))
+    at(t_old, MEDIA_TOPICS["upload_signed"], {
+        "user_id": "u", "file_path": r1_path, "file_name": "a.png", "upload_url": "http://go/r1",
+        "expires_in": 900, "request_id": "R1", "signed_time": iso(t_old)})
+    at(t_old, MEDIA_TOPICS["upload_received"], {
+        "user_id": "u", "email": "u@example.com", "file_path": r1_path, "file_name": "a.png",
+        "file_size": 3, "media_type": "image/png", "upload_time": iso(t_old),
+        "permanent_path": r1_path.replace("uploads/", "files/", 1), "retry_count": 0})
+    at(t_old, "public.media.upload.confirmed", {
+        "user_id": "u", "email": "u@example.com", "file_path": r1_path.replace("uploads/", "files/", 1),
+        "file_name": "a.png", "file_size": 3, "media_type": "image/png", "upload_time": iso(t_old)})
+    at(t_old, MESSAGES, message("u", "m1", iso(t_old)))
+    # the Go services' last seconds, after the original jobs stopped
+    at(t_go, MEDIA_TOPICS["upload_signed"], {
+        "user_id": "u", "file_path": r2_path, "file_name": "b.png", "upload_url": "http://go/r2",
+        "expires_in": 900, "request_id": "R2", "signed_time": iso(t_go)})
+    at(t_go, MEDIA_TOPICS["delete_intent"], {"user_id": "u", "file_path": f0, "request_id": "D0",
+                                              "request_time": iso(t_go)})
+    at(t_go, MEDIA_TOPICS["delete_events"], {"user_id": "u", "file_path": f0, "file_name": "old.png",
+                                              "media_type": "image/png", "file_size": 3,
+                                              "delete_time": iso(t_go)})
+    at(t_go, MESSAGES, message("u", "m2", iso(t_go)))
+
+    # Arrange 2: the committed offsets of the original groups, one commit interval behind.
+    from confluent_kafka import Consumer, TopicPartition
+
+    for group, offsets in ((fleet.media_group, [(MEDIA_TOPICS["upload_approved"], 1),
+                                                (MEDIA_TOPICS["delete_intent"], 0)]),
+                           (fleet.message_group, [(MESSAGES, 1)])):
+        committer = Consumer({"bootstrap.servers": ks.BROKERS, "group.id": group})
+        committer.commit(offsets=[TopicPartition(ns.topic(t), 0, o) for t, o in offsets],
+                         asynchronous=False)
+        committer.close()
+
+    # Arrange 3: the original writers' rows (no keys), R1's object, then the runbook's key step.
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        original_rows(conn, "u", iso(t_old))
+        for request, name in (("R1", "a.png"), ("R2", "b.png")):
+            conn.execute("insert into public.credit_ledger (user_id, amount, event_type, description,"
+                         " event_time) values ('u', -1, 'credit.upload_deducted', %s, %s)",
+                         [f"Upload: {name}", iso(t_old)])
+        conn.execute("insert into public.user_notifications (user_id, event_type, payload, event_time)"
+                     " values ('u', 'media.upload_ready', %s, %s)",
+                     [json.dumps({"file_name": "a.png", "file_path": r1_path, "request_id": "R1",
+                                  "upload_url": "http://go/r1", "expires_in": 900}), iso(t_old)])
+        for path, status in ((r1_path.replace("uploads/", "files/", 1), "active"), (f0, "deleted")):
+            conn.execute("insert into public.media_files (user_id, file_name, file_path, file_size,"
+                         " media_type, status, upload_time) values ('u', %s, %s, 3, 'image/png', %s, %s)",
+                         [path.rsplit("/", 1)[1], path, status, iso(t_old)])
+        for text, when in (("m1", t_old), ("m2", t_go)):
+            conn.execute("insert into public.user_notifications (user_id, event_type, payload,"
+                         " event_time, visibility, recipient_id) values ('u', 'user.message', %s, %s,"
+                         " 'broadcast', null)",
+                         # the Go service's encoding/json: compact
+                         [json.dumps({"email": "u@example.com", "message": text}, separators=(",", ":")),
+                          iso(when)])
+        keyed = conn.execute("select * from cutover.key_pre_cutover_rows()").fetchone()
+    assert keyed == (3, 1), "signup, bonus notification, R1's upload_ready; the bonus"
+    kept = fleet.store_root / BUCKET / r1_path.replace("uploads/", "files/", 1)
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"aaa")
+
+    # Act 1: the Rust fleet takes over.
+    fleet.start_store()
+    fleet.start_services()
+    environ = ns.environ(
+        **ks.db_environ(fresh_db), KAFKA_SOURCE_STARTUP=f"timestamp:{t_0}",
+        UPLOAD_TTL_GRACE_SECONDS=str(GRACE), UPLOAD_DETAILS_WAIT_SECONDS="1",
+    )
+    fleet.start_processors(environ)
+
+    # Act 2: traffic continues. U uploads to the URL the Go service gave out and writes again.
+    uploaded = requests.put(presign_put(fleet.store_port, r2_path), data=b"bbb",
+                            headers={"Content-Type": "image/png"}, timeout=10)
+    assert uploaded.status_code == 200, uploaded.text
+    ns.produce(MESSAGES, [message("u", "m3", iso(int(time.time() * 1000)))])
+    # V signs up; once the bonus is booked, asks for two uploads.
+    ns.produce("public.identity.signup.events", [signup("v", iso(int(time.time() * 1000)))])
+    q = lambda sql, *args: rows(fresh_db, sql, *args)  # noqa: E731
+    fleet.wait(lambda: q("select 1 from public.credit_ledger where user_id = 'v'"), bool, "V's bonus")
+    with ns.reader(MEDIA_TOPICS["upload_signed"]) as signed:
+        ns.produce("internal.media.upload.intent", [intent("v", "R3", "c.png"), intent("v", "R4", "d.png")])
+        records = fleet.wait(signed.poll, lambda r: any(x["request_id"] == "R4" for x in r), "R4 signed")
+    r4 = next(x for x in records if x["request_id"] == "R4")
+    put = requests.put(r4["upload_url"], data=b"ddd", headers={"Content-Type": "image/png"}, timeout=10)
+    assert put.status_code == 200, put.text
+    r4_file = r4["file_path"].replace("uploads/", "files/", 1)
+    fleet.wait(lambda: q("select 1 from public.media_files where file_path = %s", r4_file), bool,
+               "R4's media row")
+    ns.produce(MEDIA_TOPICS["delete_intent"], [{"user_id": "v", "file_path": r4_file, "request_id": "D4",
+                                                "request_time": iso(int(time.time() * 1000))}])
+    # The last results to wait for: R3's refund (its TTL timer was armed after any second
+    # signing of R2 would have been, so an expiry of that would be booked by then), U's upload
+    # confirmed, m3 written, D4 done.
+    fleet.wait(lambda: q("select 1 from public.credit_ledger where idempotency_key"
+                         " = 'credit.upload_refunded:R3'"), bool, "R3's refund", timeout=180)
+    fleet.wait(lambda: q("select 1 from public.media_files where file_path = %s",
+                         r2_path.replace("uploads/", "files/", 1)), bool, "U's upload confirmed")
+    fleet.wait(lambda: q("select 1 from public.user_notifications where payload like '%%m3%%'"), bool, "m3")
+    fleet.wait(lambda: q("select status from public.media_files where file_path = %s", r4_file),
+               lambda r: r == [("deleted",)], "D4's soft delete")
+    fleet.wait(lambda: q("select 1 from public.user_notifications where event_type = 'media.file_deleted'"
+                         " and user_id = 'v'"), bool, "D4's notification")
+    fleet.wait(fleet.objects, lambda keys: r4_file not in keys, "D4's object removal")
+
+    # Assert: the ledger has one row per effect and no credit was minted.
+    ledger = q("select user_id, amount, event_type from public.credit_ledger order by 1, 3, 2")
+    assert ledger == [
+        ("u", 2, "credit.signup_bonus"), ("u", -1, "credit.upload_deducted"),
+        ("u", -1, "credit.upload_deducted"),
+        ("v", 2, "credit.signup_bonus"), ("v", -1, "credit.upload_deducted"),
+        ("v", -1, "credit.upload_deducted"), ("v", 1, "credit.upload_refunded"),
+    ]
+    balances = dict(q("select user_id, balance from public.user_credit_balances"))
+    assert balances == {"u": 0, "v": 1}, "credits were minted"
+    # Media rows: one per file; objects: the two of U's that remain, nothing in staging.
+    files = q("select user_id, file_path, status from public.media_files order by 2")
+    assert sorted(files) == sorted([
+        ("u", r1_path.replace("uploads/", "files/", 1), "active"), ("u", f0, "deleted"),
+        ("u", r2_path.replace("uploads/", "files/", 1), "active"), ("v", r4_file, "deleted"),
+    ])
+    assert fleet.objects() == sorted([r1_path.replace("uploads/", "files/", 1),
+                                      r2_path.replace("uploads/", "files/", 1)])
+    # Notifications: none twice; the replayed records answered by nobody a second time.
+    doubled = q("select user_id, event_type, payload::jsonb, count(*) from public.user_notifications"
+                " group by 1, 2, 3 having count(*) > 1")
+    assert doubled == []
+    counts = dict(((u, e), n) for u, e, n in q(
+        "select user_id, event_type, count(*) from public.user_notifications group by 1, 2"))
+    assert counts.get(("u", "user.message")) == 3, "m1, m2 kept, m3 written, m2 not again"
+    assert ("u", "media.upload_expired") not in counts, "R2 was signed again and expired"
+    assert not [k for k in counts if k[1] == "media.delete_rejected"], "D0 was answered again"
+    assert counts.get(("u", "media.file_deleted")) == 1
+    ready = q("select payload::jsonb ->> 'file_path' from public.user_notifications"
+              " where event_type = 'media.upload_ready' and user_id = 'u' order by 1")
+    assert sorted(ready) == sorted([(r1_path,), (r2_path,)]), "R2's URL is the Go service's"
+    assert counts.get(("v", "media.upload_expired")) == 1
+    # Nothing was given up on.
+    for dead_letters in (MEDIA_DEAD_LETTER, MESSAGE_DEAD_LETTER):
+        with ns.reader(dead_letters) as reader:
+            assert reader.poll(2.0) == [], f"records dead-lettered on {dead_letters}"
