@@ -18,6 +18,11 @@ transaction that
 If no row was inserted, the key tells a short balance from an intent that was already
 deducted: a redelivered intent finds its own row and is approved again with the same fields,
 never deducted twice.
+
+Before inserting, the transaction claims the original credit check's keyless row of the intent,
+if there is one (cutover.claim_pre_cutover_deduction, migration
+20261130000100_pre_cutover_deductions.sql): an intent the original job handled before a
+cut-over and this job reads again then finds its key on that row and is not charged twice.
 """
 
 from __future__ import annotations
@@ -73,7 +78,9 @@ class Deduction:
 
 
 class Ledger(Protocol):
-    def deduct(self, user_id: str, file_name: str, request_id: str, event_time: str) -> Deduction: ...
+    def deduct(
+        self, user_id: str, file_name: str, request_id: str, event_time: str, request_time: str = ""
+    ) -> Deduction: ...
     def reset(self) -> None: ...
 
 
@@ -103,7 +110,8 @@ class CreditCheck:
         for attempt in range(1, self.attempts + 1):
             try:
                 result = self.ledger.deduct(
-                    user_id, intent.get("file_name") or "", request_id, self.now_iso()
+                    user_id, intent.get("file_name") or "", request_id, self.now_iso(),
+                    intent.get("request_time") or "",
                 )
                 break
             except Exception:  # database errors of any kind: reconnect and try again
@@ -158,6 +166,11 @@ select (select id from deduction),
 """
 
 
+CLAIM_SQL = (
+    "select cutover.claim_pre_cutover_deduction(%(user_id)s, %(file_name)s, %(request_time)s, %(key)s)"
+)
+
+
 def db_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     environ = os.environ if environ is None else environ
     return {name: environ.get(name, default) for name, default in DB_DEFAULTS.items()}
@@ -170,6 +183,9 @@ class PostgresLedger:
         self.settings = dict(settings or db_settings())
         self.conninfo = conninfo
         self.conn = None
+        # False once the database turned out not to have the claim function (the cut-over
+        # migration is not applied) or not to let this role run it.
+        self.claims = True
 
     def connect(self):
         import psycopg
@@ -188,12 +204,15 @@ class PostgresLedger:
                 )
         return self.conn
 
-    def deduct(self, user_id: str, file_name: str, request_id: str, event_time: str) -> Deduction:
+    def deduct(
+        self, user_id: str, file_name: str, request_id: str, event_time: str, request_time: str = ""
+    ) -> Deduction:
         conn = self.connect()
         params = {
             "user_id": user_id,
             "file_name": file_name,
             "event_time": event_time,
+            "request_time": request_time,
             "key": deduction_key(request_id),
             "notification_key": notification_key(request_id),
             "payload": json.dumps(
@@ -204,10 +223,28 @@ class PostgresLedger:
         }
         with conn.transaction():
             conn.execute(LOCK_SQL, params)
+            if request_time:
+                self._claim(conn, params)
             inserted, existing = conn.execute(DEDUCT_SQL, params).fetchone()
         if inserted is not None:
             return Deduction(approved=True)
         return Deduction(approved=existing is not None, duplicate=existing is not None)
+
+    def _claim(self, conn, params: Mapping[str, str]) -> None:
+        """Claims the original deduction of the intent (see the module docs). Without the
+        function the job still works, only without that protection: it says so once."""
+        import psycopg
+
+        if not self.claims:
+            return
+        try:
+            with conn.transaction():  # a savepoint: a failure here leaves the deduction intact
+                conn.execute(CLAIM_SQL, params)
+        except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName,
+                psycopg.errors.InsufficientPrivilege) as error:
+            self.claims = False
+            log.error("cannot claim original deductions (%s): intents the original credit check"
+                      " handled before a cut-over may be charged again", error)
 
     def reset(self) -> None:
         self.close()

@@ -2,10 +2,10 @@
 processors taking over from it (docs/cutover.md).
 
 What the Go fleet leaves behind, written here the way it leaves it:
-- records in retention: a user U signed up and uploaded R1 long ago; the credit check approved
-  R2 before the original jobs stopped; in the last seconds the Go media-service signed R2 under
-  a random staging key and deleted U's file F0 for the intent D0, and the Go message-consumer
-  wrote U's message m2;
+- records in retention: a user U signed up and uploaded R1 long ago; the original credit check
+  charged and approved R2 just before the original jobs stopped (after T0, so the new one reads
+  that intent again); in the last seconds the Go media-service signed R2 under a random staging
+  key and deleted U's file F0 for the intent D0, and the Go message-consumer wrote U's m2;
 - offsets committed under the original group ids, 5 s behind: `media-service-consumer` past R1
   but not R2 and not D0, `go-message-consumer` past m1 but not m2;
 - keyless rows of the original writers (signup, bonus, deductions, messages, media files), then
@@ -20,7 +20,8 @@ and deletes it.
 Nothing may take effect twice (ledger rows, notifications, media rows, objects; no minted
 credit) and nothing may be lost. Without the media-service's replay-window read it fails: R2 is
 signed again under another key, that upload never comes, and its expiry refunds a credit U
-spent; D0 is answered `not_found` after F0 was deleted.
+spent; D0 is answered `not_found` after F0 was deleted. Without the credit check's claim of the
+original deduction, R2 is charged again (here: rejected for want of credit).
 
 Needs the local stack and the debug binaries of the Rust test run (./taskw test builds them)."""
 
@@ -289,9 +290,9 @@ def fleet(ns, fresh_db, tmp_path):
         running.stop()
 
 
-def intent(user, request_id, file_name):
+def intent(user, request_id, file_name, at=None):
     return {"user_id": user, "file_name": file_name, "media_type": "image/png", "file_size": 3,
-            "request_id": request_id, "request_time": iso(int(time.time() * 1000))}
+            "request_id": request_id, "request_time": iso(at or int(time.time() * 1000))}
 
 
 def message(user, text, at):
@@ -301,7 +302,7 @@ def message(user, text, at):
 
 def test_the_rust_fleet_takes_over_from_the_go_fleet_without_replays_or_lost_records(ns, fresh_db, fleet):
     now = int(time.time() * 1000)
-    t_old, t_0, t_go = now - 600_000, now - 120_000, now - 60_000
+    t_old, t_0, t_r2, t_go = now - 600_000, now - 120_000, now - 90_000, now - 60_000
     k1, k2 = str(uuid.uuid4()), str(uuid.uuid4())  # the Go service's random staging ids
     r1_path, r2_path = f"uploads/u/{k1}/a.png", f"uploads/u/{k2}/b.png"
     f0 = "files/u/k0/old.png"
@@ -318,8 +319,8 @@ def test_the_rust_fleet_takes_over_from_the_go_fleet_without_replays_or_lost_rec
         ns.produce(topic, list(records), timestamp_ms=when)
 
     at(t_old, "public.identity.signup.events", signup("u", iso(t_old)))
-    at(t_old, "internal.media.upload.intent", intent("u", "R1", "a.png"), intent("u", "R2", "b.png"))
-    at(t_old, MEDIA_TOPICS["upload_approved"], intent("u", "R1", "a.png"), intent("u", "R2", "b.png"))
+    at(t_old, "internal.media.upload.intent", intent("u", "R1", "a.png", t_old))
+    at(t_old, MEDIA_TOPICS["upload_approved"], intent("u", "R1", "a.png", t_old))
     at(t_old, MEDIA_TOPICS["upload_signed"], {
         "user_id": "u", "file_path": r1_path, "file_name": "a.png", "upload_url": "http://go/r1",
         "expires_in": 900, "request_id": "R1", "signed_time": iso(t_old)})
@@ -331,6 +332,9 @@ def test_the_rust_fleet_takes_over_from_the_go_fleet_without_replays_or_lost_rec
         "user_id": "u", "email": "u@example.com", "file_path": r1_path.replace("uploads/", "files/", 1),
         "file_name": "a.png", "file_size": 3, "media_type": "image/png", "upload_time": iso(t_old)})
     at(t_old, MESSAGES, message("u", "m1", iso(t_old)))
+    # R2 inside the overlap: asked for and approved just before the original jobs stopped
+    at(t_r2, "internal.media.upload.intent", intent("u", "R2", "b.png", t_r2))
+    at(t_r2, MEDIA_TOPICS["upload_approved"], intent("u", "R2", "b.png", t_r2))
     # the Go services' last seconds, after the original jobs stopped
     at(t_go, MEDIA_TOPICS["upload_signed"], {
         "user_id": "u", "file_path": r2_path, "file_name": "b.png", "upload_url": "http://go/r2",
@@ -356,10 +360,10 @@ def test_the_rust_fleet_takes_over_from_the_go_fleet_without_replays_or_lost_rec
     # Arrange 3: the original writers' rows (no keys), R1's object, then the runbook's key step.
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         original_rows(conn, "u", iso(t_old))
-        for request, name in (("R1", "a.png"), ("R2", "b.png")):
+        for name, when in (("a.png", t_old + 300), ("b.png", t_r2 + 300)):
             conn.execute("insert into public.credit_ledger (user_id, amount, event_type, description,"
                          " event_time) values ('u', -1, 'credit.upload_deducted', %s, %s)",
-                         [f"Upload: {name}", iso(t_old)])
+                         [f"Upload: {name}", iso(when)])
         conn.execute("insert into public.user_notifications (user_id, event_type, payload, event_time)"
                      " values ('u', 'media.upload_ready', %s, %s)",
                      [json.dumps({"file_name": "a.png", "file_path": r1_path, "request_id": "R1",
@@ -432,6 +436,8 @@ def test_the_rust_fleet_takes_over_from_the_go_fleet_without_replays_or_lost_rec
         ("v", 2, "credit.signup_bonus"), ("v", -1, "credit.upload_deducted"),
         ("v", -1, "credit.upload_deducted"), ("v", 1, "credit.upload_refunded"),
     ]
+    assert q("select idempotency_key from public.credit_ledger where description = 'Upload: b.png'") == [
+        ("credit.upload_deducted:R2",)], "R2's intent, read again, claimed the original deduction"
     balances = dict(q("select user_id, balance from public.user_credit_balances"))
     assert balances == {"u": 0, "v": 1}, "credits were minted"
     # Media rows: one per file; objects: the two of U's that remain, nothing in staging.
@@ -451,6 +457,7 @@ def test_the_rust_fleet_takes_over_from_the_go_fleet_without_replays_or_lost_rec
     assert counts.get(("u", "user.message")) == 3, "m1, m2 kept, m3 written, m2 not again"
     assert ("u", "media.upload_expired") not in counts, "R2 was signed again and expired"
     assert not [k for k in counts if k[1] == "media.delete_rejected"], "D0 was answered again"
+    assert not [k for k in counts if k[1] == "media.upload_rejected"], "R2 was charged again"
     assert counts.get(("u", "media.file_deleted")) == 1
     ready = q("select payload::jsonb ->> 'file_path' from public.user_notifications"
               " where event_type = 'media.upload_ready' and user_id = 'u' order by 1")

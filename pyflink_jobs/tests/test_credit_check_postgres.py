@@ -150,3 +150,61 @@ def test_the_readme_statement_alone_is_not_race_free(fresh_db):
         b.commit()
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         assert balance(conn, "u1") == -1
+
+
+def original_deduction(conn, user_id, file_name, at):
+    """A deduction as the original credit check wrote it: no key, its own processing time."""
+    conn.execute(
+        "insert into public.credit_ledger (user_id, amount, event_type, description, event_time)"
+        " values (%s, -1, 'credit.upload_deducted', %s, %s)",
+        [user_id, f"Upload: {file_name}", at],
+    )
+
+
+def test_an_intent_the_original_job_charged_is_not_charged_again(fresh_db):
+    # The original job charged u1 for two intents of cat.png (10:00:00 and 10:05:00) just
+    # before the cut-over, and for dog.png long before; the new job reads both cat.png intents
+    # again, then a third that is new.
+    requested = ["2026-03-01T10:00:00Z", "2026-03-01T10:05:00Z", "2026-03-01T10:06:00Z"]
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        grant(conn, "u1", 5, "credit.signup_bonus:u1")
+        original_deduction(conn, "u1", "dog.png", "2026-03-01T09:00:00.120+00:00")
+        original_deduction(conn, "u1", "cat.png", "2026-03-01T10:00:00.250+00:00")
+        original_deduction(conn, "u1", "cat.png", "2026-03-01T10:05:00.300+00:00")
+        ledger = cc.PostgresLedger(conninfo=fresh_db)
+        outcomes = [ledger.deduct("u1", "cat.png", f"req-{n}", NOW, at) for n, at in enumerate(requested)]
+        # a redelivery of the new intent, and of a claimed one: nothing more
+        outcomes += [ledger.deduct("u1", "cat.png", "req-2", NOW, requested[2]),
+                     ledger.deduct("u1", "cat.png", "req-0", NOW, requested[0])]
+        ledger.close()
+        ledger_rows = conn.execute(
+            "select description, event_time, idempotency_key from public.credit_ledger"
+            " where amount < 0 order by id"
+        ).fetchall()
+        final = balance(conn, "u1")
+    assert outcomes == [cc.Deduction(approved=True, duplicate=True)] * 2 + [
+        cc.Deduction(approved=True)] + [cc.Deduction(approved=True, duplicate=True)] * 2
+    assert ledger_rows == [
+        ("Upload: dog.png", "2026-03-01T09:00:00.120+00:00", None),
+        ("Upload: cat.png", "2026-03-01T10:00:00.250+00:00", "credit.upload_deducted:req-0"),
+        ("Upload: cat.png", "2026-03-01T10:05:00.300+00:00", "credit.upload_deducted:req-1"),
+        ("Upload: cat.png", NOW, "credit.upload_deducted:req-2"),
+    ]
+    assert final == 1
+
+
+def test_an_older_original_deduction_is_not_taken_for_a_new_intent(fresh_db):
+    # Charged by the original job at 09:59 for an intent before the cut-over; the same file
+    # name asked for again at 10:00 is a new upload and is charged. So is one whose request
+    # time does not parse (nothing to match it by).
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        grant(conn, "u1", 3, "credit.signup_bonus:u1")
+        original_deduction(conn, "u1", "cat.png", "2026-03-01T09:59:00+00:00")
+        ledger = cc.PostgresLedger(conninfo=fresh_db)
+        assert ledger.deduct("u1", "cat.png", "req-new", NOW, "2026-03-01T10:00:00Z") == cc.Deduction(approved=True)
+        assert ledger.deduct("u1", "cat.png", "req-odd", NOW, "not a time") == cc.Deduction(approved=True)
+        ledger.close()
+        keys = conn.execute(
+            "select idempotency_key from public.credit_ledger where amount < 0 order by id"
+        ).fetchall()
+    assert keys == [(None,), ("credit.upload_deducted:req-new",), ("credit.upload_deducted:req-odd",)]

@@ -32,7 +32,7 @@ class MemoryLedger:
         self.calls = 0
         self.resets = 0
 
-    def deduct(self, user_id, file_name, request_id, event_time):
+    def deduct(self, user_id, file_name, request_id, event_time, request_time=""):
         self.calls += 1
         if self.failures:
             self.failures -= 1

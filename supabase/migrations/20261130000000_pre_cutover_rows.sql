@@ -20,9 +20,10 @@
 --    its content instead (crates/message-consumer/src/store.rs).
 --
 -- Rows the original wrote whose key cannot be derived are left alone:
--- credit.upload_deducted (the ledger row keeps no request id), and
--- media.upload_failed (the original payload had no file path). The runbook
--- keeps their overlap empty instead.
+-- credit.upload_deducted (the ledger row keeps no request id; the new credit
+-- check claims it when it reads the intent again, see
+-- 20261130000100_pre_cutover_deductions.sql), and media.upload_failed (the
+-- original payload had no file path; the runbook keeps its overlap empty).
 
 create schema cutover;
 revoke all on schema cutover from public;
