@@ -6,3 +6,4 @@ mod avro_roundtrip;
 mod consume_loop;
 mod helpers;
 mod registry_errors;
+mod replay;
