@@ -71,22 +71,22 @@ pub struct JwtVerifier {
 
 impl JwtVerifier {
     /// Builds the verifier; the JWKS (if configured) is fetched lazily and refreshed in the
-    /// background by [`JwksCache::spawn_refresh`].
-    pub fn new(settings: &AuthSettings) -> Self {
+    /// background by [`JwksCache::spawn_refresh`]. Fails when the JWKS client cannot be built
+    /// (an unreadable `jwks_ca_file`): starting without it would refuse every ES256 token.
+    pub fn new(settings: &AuthSettings) -> Result<Self, String> {
         let hs256 = substrate::config::secret_value(&settings.jwt_secret)
             .map(|secret| DecodingKey::from_secret(secret.as_bytes()));
-        let jwks = settings
-            .jwks_url
-            .as_deref()
-            .filter(|url| !url.is_empty())
-            .map(|url| Arc::new(JwksCache::new(url, settings)));
-        Self {
+        let jwks = match settings.jwks_url.as_deref().filter(|url| !url.is_empty()) {
+            Some(url) => Some(Arc::new(JwksCache::new(url, settings)?)),
+            None => None,
+        };
+        Ok(Self {
             hs256,
             jwks,
             audience: settings.audience.clone(),
             issuer: settings.issuer.clone().filter(|i| !i.is_empty()),
             leeway: settings.leeway_secs,
-        }
+        })
     }
 
     /// Whether any key is configured at all.
@@ -155,19 +155,30 @@ struct Keys {
 }
 
 impl JwksCache {
-    fn new(url: &str, settings: &AuthSettings) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(settings.jwks_timeout_ms))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self {
+    fn new(url: &str, settings: &AuthSettings) -> Result<Self, String> {
+        let client = substrate::http::client_builder(
+            Duration::from_millis(settings.jwks_timeout_ms),
+            settings.jwks_ca_file.as_deref(),
+        )
+        .and_then(|builder| Ok(builder.build()?))
+        .map_err(|e| format!("JWKS client: {e}"))?;
+        Ok(Self {
             url: url.to_owned(),
             client,
             keys: RwLock::default(),
             refresh_lock: Mutex::new(None),
             min_refresh: Duration::from_secs(settings.jwks_min_refresh_secs),
             refresh_every: Duration::from_secs(settings.jwks_refresh_secs),
-        }
+        })
+    }
+
+    /// Whether at least one usable key was loaded.
+    pub fn has_keys(&self) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .first
+            .is_some()
     }
 
     fn lookup(&self, kid: Option<&str>) -> Option<DecodingKey> {
@@ -341,5 +352,25 @@ mod tests {
             !webhook_secret_matches(Some(&empty), Some("")),
             "an empty secret is no secret"
         );
+    }
+}
+
+/// Ready once the JWKS gave at least one key: until then every ES256 token would get 401, so
+/// the gateway must not take traffic (an unreachable or untrusted JWKS URL shows here).
+#[derive(Debug)]
+pub struct JwksCheck(pub Arc<JwksCache>);
+
+#[async_trait::async_trait]
+impl substrate::health::ReadinessCheck for JwksCheck {
+    fn name(&self) -> &'static str {
+        "jwks"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        if self.0.has_keys() {
+            Ok(())
+        } else {
+            Err("no key loaded from the JWKS URL yet".into())
+        }
     }
 }

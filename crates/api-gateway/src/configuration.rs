@@ -56,6 +56,9 @@ pub struct AuthSettings {
     pub jwks_min_refresh_secs: u64,
     /// Timeout of one JWKS fetch, in milliseconds.
     pub jwks_timeout_ms: u64,
+    /// PEM file of extra CA certificates trusted for an `https` JWKS URL (a private CA); the
+    /// system trust store is always used.
+    pub jwks_ca_file: Option<String>,
     /// Shared secret expected in `X-Webhook-Secret` (`WEBHOOK_SECRET`).
     pub webhook_secret: Option<SecretString>,
 }
@@ -71,6 +74,7 @@ impl Default for AuthSettings {
             jwks_refresh_secs: 300,
             jwks_min_refresh_secs: 30,
             jwks_timeout_ms: 3_000,
+            jwks_ca_file: None,
             webhook_secret: None,
         }
     }

@@ -7,11 +7,12 @@ use axum::Router;
 use substrate::BoxError;
 use substrate::avro::{AvroCodec, SchemaRegistry};
 use substrate::health::{KafkaCheck, Readiness, RegistryCheck};
+use substrate::http::ServeLimits;
 use substrate::kafka::KafkaPublisher;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::JwtVerifier;
+use crate::auth::{JwksCheck, JwtVerifier};
 use crate::configuration::Settings;
 use crate::edges::{AvroEventSink, PgMediaStore, S3ObjectStore};
 use crate::routes_config::{Routes, RoutesCheck};
@@ -23,7 +24,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     port: u16,
-    grace: Duration,
+    limits: ServeLimits,
     settings: Settings,
     publisher: KafkaPublisher,
     jwt: Arc<JwtVerifier>,
@@ -34,7 +35,7 @@ impl Application {
     /// Creates clients and binds the listener (port 0 picks a free port). No dependency is
     /// contacted here: an unreachable broker or database shows in `/readyz`, not as a crash.
     pub async fn build(settings: Settings) -> Result<Self, BoxError> {
-        let jwt = Arc::new(JwtVerifier::new(&settings.auth));
+        let jwt = Arc::new(JwtVerifier::new(&settings.auth)?);
         if !jwt.is_configured() {
             tracing::error!(
                 "no JWT key configured (auth.jwt_secret / auth.jwks_url): user routes answer 401"
@@ -72,11 +73,16 @@ impl Application {
             .with(Arc::new(KafkaCheck::new(&settings.kafka)?))
             .with(Arc::new(RegistryCheck(registry)))
             .with(Arc::new(RoutesCheck(routes.clone())));
+        let readiness = match jwt.jwks() {
+            Some(jwks) => readiness.with(Arc::new(JwksCheck(jwks))),
+            None => readiness,
+        };
         let router = substrate::http::with_request_metrics(
             crate::routes::router(
                 state,
                 substrate::health::router(readiness),
                 settings.gateway.body_limit_bytes,
+                &settings.http,
             ),
             "api-gateway",
         );
@@ -87,7 +93,7 @@ impl Application {
             listener,
             router,
             port,
-            grace: Duration::from_millis(settings.http.shutdown_grace_ms),
+            limits: ServeLimits::from(&settings.http),
             settings,
             publisher,
             jwt,
@@ -113,7 +119,8 @@ impl Application {
         {
             tracing::error!(%error, "cannot watch the routes file; edits need a restart");
         }
-        let served = substrate::http::serve(self.listener, self.router, shutdown, self.grace).await;
+        let served =
+            substrate::http::serve(self.listener, self.router, shutdown, self.limits).await;
         background.cancel();
         if let Err(error) = self.publisher.flush(Duration::from_secs(5)) {
             tracing::error!(%error, "producer flush on shutdown failed");

@@ -7,6 +7,7 @@ use axum::Router;
 use substrate::BoxError;
 use substrate::avro::{AvroCodec, SchemaRegistry};
 use substrate::health::{BucketCheck, KafkaCheck, PostgresCheck, Readiness};
+use substrate::http::ServeLimits;
 use substrate::kafka::{ConsumeSettings, EventPublisher, KafkaPublisher, PerMessage, run_consumer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +24,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     port: u16,
-    grace: Duration,
+    limits: ServeLimits,
     settings: Settings,
     codec: AvroCodec,
     deps: Deps,
@@ -79,6 +80,8 @@ impl Application {
                 client: settings.s3.internal_client(),
                 bucket: settings.s3.bucket.clone(),
             }));
+        // Concurrency and time limits on the webhooks only: health checks keep answering.
+        let webhooks = substrate::http::with_request_limits(webhooks, &settings.http);
         let router = substrate::http::with_request_metrics(
             webhooks.merge(substrate::health::router(readiness)),
             "media-service",
@@ -90,7 +93,7 @@ impl Application {
             listener,
             router,
             port,
-            grace: Duration::from_millis(settings.http.shutdown_grace_ms),
+            limits: ServeLimits::from(&settings.http),
             settings,
             codec,
             deps,
@@ -114,7 +117,7 @@ impl Application {
         let meter = opentelemetry::global::meter("media-service");
         let server = async {
             let result =
-                substrate::http::serve(self.listener, self.router, stop_all.clone(), self.grace)
+                substrate::http::serve(self.listener, self.router, stop_all.clone(), self.limits)
                     .await;
             stop_all.cancel();
             result.map_err(BoxError::from)

@@ -7,6 +7,7 @@ use axum::Router;
 use substrate::BoxError;
 use substrate::avro::{AvroCodec, SchemaRegistry};
 use substrate::health::{KafkaCheck, PostgresCheck, Readiness};
+use substrate::http::ServeLimits;
 use substrate::kafka::{EventPublisher, KafkaPublisher, run_consumer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +21,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     port: u16,
-    grace: Duration,
+    limits: ServeLimits,
     settings: Settings,
     writer: NotificationWriter,
     dead_letters: KafkaPublisher,
@@ -44,7 +45,7 @@ impl Application {
             listener,
             router,
             port,
-            grace: Duration::from_millis(settings.http.shutdown_grace_ms),
+            limits: ServeLimits::from(&settings.http),
             settings,
             writer,
             dead_letters,
@@ -61,7 +62,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
         let stop_all = shutdown.child_token();
         let server =
-            substrate::http::serve(self.listener, self.router, stop_all.clone(), self.grace);
+            substrate::http::serve(self.listener, self.router, stop_all.clone(), self.limits);
         let dead_letters: Arc<dyn EventPublisher> = Arc::new(self.dead_letters.clone());
         let meter = opentelemetry::global::meter("message-consumer");
         let consumer = async {

@@ -186,8 +186,15 @@ pub struct HttpSettings {
     pub host: String,
     /// TCP port; `0` picks a free port (tests).
     pub port: u16,
-    /// Longest time a request may take end to end, in milliseconds.
+    /// Longest time a request may take end to end, in milliseconds; then it is answered 503
+    /// (applied to the API routes, not to health checks).
     pub request_timeout_ms: u64,
+    /// Longest time a client may take to send a request's headers, in milliseconds; then the
+    /// connection is closed (a slow client cannot hold a connection open for free).
+    pub header_read_timeout_ms: u64,
+    /// Requests handled at once by the API routes; more are answered 503 with `Retry-After`
+    /// at once instead of queueing (load shedding while a dependency is slow).
+    pub max_concurrent_requests: usize,
     /// Longest time in-flight requests get to finish after a shutdown signal, in milliseconds.
     pub shutdown_grace_ms: u64,
 }
@@ -198,6 +205,8 @@ impl Default for HttpSettings {
             host: "0.0.0.0".to_owned(),
             port: 8080,
             request_timeout_ms: 30_000,
+            header_read_timeout_ms: 10_000,
+            max_concurrent_requests: 1024,
             shutdown_grace_ms: 10_000,
         }
     }

@@ -48,9 +48,12 @@ pub async fn external(
         .map(str::to_owned)
         .ok_or_else(|| forbidden(key))?;
     body.insert("user_id".into(), Value::String(user.user_id));
-    if let Some(email) = user.email {
-        body.insert("email".into(), Value::String(email));
-    }
+    // A token without an email leaves it empty rather than to the body: the body must not
+    // choose whose address a broadcast shows.
+    body.insert(
+        "email".into(),
+        Value::String(user.email.unwrap_or_default()),
+    );
     publish(&state, &topic, Value::Object(body)).await
 }
 

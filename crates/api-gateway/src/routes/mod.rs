@@ -13,13 +13,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value};
+use substrate::config::HttpSettings;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The gateway's full router.
-pub fn router(state: AppState, health: Router, body_limit: usize) -> Router {
-    Router::new()
+pub fn router(state: AppState, health: Router, body_limit: usize, http: &HttpSettings) -> Router {
+    let api = Router::new()
         .route("/webhooks/{key}", post(events::webhook))
         .route("/webhooks/{key}/{*rest}", post(events::webhook))
         .route("/api/v1/events/{key}", post(events::external))
@@ -31,7 +32,9 @@ pub fn router(state: AppState, health: Router, body_limit: usize) -> Router {
         .route("/api/v1/media/download-url", post(legacy::download_url))
         .route("/api/v1/media/delete", post(legacy::delete))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
+        .with_state(state);
+    // Concurrency and time limits on the API only: health checks keep answering under load.
+    substrate::http::with_request_limits(api, http)
         .merge(health)
         .fallback(|| async { ApiError::NotFound("404 page not found".into()) })
         .layer(DefaultBodyLimit::max(body_limit))

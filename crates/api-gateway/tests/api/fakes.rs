@@ -256,7 +256,7 @@ impl Harness {
             ..AuthSettings::default()
         };
         let state = AppState {
-            jwt: Arc::new(JwtVerifier::new(&auth)),
+            jwt: Arc::new(JwtVerifier::new(&auth).unwrap_or_else(|e| panic!("{e}"))),
             webhook_secret: options.webhook_secret.map(SecretString::from),
             routes: Routes::fixed(RouteTable::parse(ROUTES).unwrap_or_else(|e| panic!("{e}"))),
             events: sink.clone(),
@@ -270,6 +270,7 @@ impl Harness {
             state,
             substrate::health::router(Readiness::new("not_ready")),
             1024 * 1024,
+            &substrate::config::HttpSettings::default(),
         );
         Self {
             sink,

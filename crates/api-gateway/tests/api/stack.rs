@@ -539,3 +539,120 @@ async fn legacy_routes_spend_credits_atomically_and_delete_for_real() {
         .await;
     assert_eq!(other.0, 404);
 }
+
+/// A test CA and a JWKS served over HTTPS with a certificate it signed for 127.0.0.1. Returns
+/// the URL and the CA's PEM file.
+async fn https_jwks_server(keys: Value, dir: &Path) -> (String, String) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+    let ca_key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "event-substrate test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap_or_else(|e| panic!("{e}"));
+    let server_key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .signed_by(&server_key, &ca_cert, &ca_key)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap_or_else(|e| panic!("{e}"));
+
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![server_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let router = Router::new().route(
+        "/jwks.json",
+        get(move || {
+            let keys = keys.clone();
+            async move { axum::Json(keys) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, router) = (acceptor.clone(), router.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake: nothing to serve.
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let service = hyper_util::service::TowerToHyperService::new(router);
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                }
+            });
+        }
+    });
+    (
+        format!("https://{address}/jwks.json"),
+        ca_file.to_string_lossy().into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_jwks_is_trusted_through_the_configured_ca_and_readiness_waits_for_its_keys() {
+    let env = Env::new(&["public.user.message.events"]).await;
+    env.write_default_routes();
+    let dir = std::env::temp_dir().join(unique("jwks-tls"));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let (url, ca_file) = https_jwks_server(json!({"keys": [jwk("a", "k1")]}), &dir).await;
+    let body = json!({"user_id":"x","email":"e","message":"m","timestamp":"t"});
+    let es = vec![(
+        "authorization",
+        format!("Bearer {}", es256("a", Some("k1"), &claims("es-user"))),
+    )];
+
+    // With the CA: keys load, the gateway is ready and ES256 tokens are accepted.
+    let mut trusting = env.settings();
+    trusting.auth.jwks_url = Some(url.clone());
+    trusting.auth.jwks_ca_file = Some(ca_file);
+    let app = spawn_app(trusting).await;
+    let ready = eventually(Duration::from_secs(30), || async {
+        app.client
+            .get(format!("{}/readyz", app.address))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(ready, "never ready with a trusted HTTPS JWKS");
+    assert_eq!(app.post("/api/v1/events/message", &es, &body).await.0, 204);
+
+    // Without it the certificate is not trusted: no key, not ready, ES256 refused (HS256 and
+    // the rest of the gateway still work, so only the JWKS check holds readiness back).
+    let mut untrusting = env.settings();
+    untrusting.auth.jwks_url = Some(url);
+    let app = spawn_app(untrusting).await;
+    assert_eq!(app.post("/api/v1/events/message", &es, &body).await.0, 401);
+    assert_eq!(
+        app.post("/api/v1/events/message", &auth("hs-user"), &body)
+            .await
+            .0,
+        204
+    );
+    let readiness = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(readiness.status(), 503);
+    let report: Value = readiness.json().await.unwrap_or_default();
+    assert!(
+        report.to_string().contains("jwks"),
+        "the failing check is named: {report}"
+    );
+}

@@ -33,6 +33,9 @@ pub struct RegistrySettings {
     pub timeout_ms: u64,
     /// How long the latest version of a subject is cached, in seconds.
     pub latest_ttl_secs: u64,
+    /// PEM file of extra CA certificates trusted for an `https` URL (a private CA); the
+    /// system trust store is always used.
+    pub ca_file: Option<String>,
 }
 
 impl Default for RegistrySettings {
@@ -41,6 +44,7 @@ impl Default for RegistrySettings {
             url: crate::local_stack::schema_registry_url().to_owned(),
             timeout_ms: 5_000,
             latest_ttl_secs: 300,
+            ca_file: None,
         }
     }
 }
@@ -129,14 +133,17 @@ impl SchemaRegistry {
     pub fn new(settings: &RegistrySettings) -> Result<Self, RegistryError> {
         let timeout = Duration::from_millis(settings.timeout_ms);
         let base_url = settings.url.trim_end_matches('/').to_owned();
+        let client = || {
+            crate::http::client_builder(timeout, settings.ca_file.as_deref())
+                .map(reqwest::ClientBuilder::no_proxy)
+                .map_err(|e| RegistryError::Refused(e.to_string()))
+        };
         let sr = SrSettings::new_builder(base_url.clone())
             .set_timeout(timeout)
             .no_proxy()
-            .build()
+            .build_with(client()?)
             .map_err(|e| RegistryError::Refused(e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .no_proxy()
+        let http = client()?
             .build()
             .map_err(|e| RegistryError::Refused(e.to_string()))?;
         Ok(Self {
