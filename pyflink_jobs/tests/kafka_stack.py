@@ -338,7 +338,8 @@ def db_environ(conninfo: str) -> dict[str, str]:
         "SUPABASE_DB_HOST": str(parts.get("host", "127.0.0.1")),
         "SUPABASE_DB_PORT": str(parts.get("port", 5432)),
         "SUPABASE_DB_NAME": str(parts["dbname"]),
-        "SUPABASE_DB_USER": str(parts.get("user", "postgres")),
-        # the local server trusts local connections; the JDBC sink wants some password
+        # the jobs' least-privilege role (migration 20261201000100_flink_writer_role.sql), as
+        # deployed; the local server trusts local connections; the JDBC sink wants a password
+        "SUPABASE_DB_USER": "flink_writer",
         "SUPABASE_DB_PASSWORD": str(parts.get("password", "postgres")),
     }

@@ -123,14 +123,13 @@ EOF
 
 flink_env() {
     # the jobs' settings (flink_jobs/README.md, pyflink_jobs/README.md) for the local stack
-    local db_user="${POSTGRES_URL#*://}"
-    db_user="${db_user%%@*}"
     export REDPANDA_BROKERS="$LOCAL_KAFKA_BROKERS"
     export SCHEMA_REGISTRY_URL="$LOCAL_SCHEMA_REGISTRY_URL"
     export SUPABASE_DB_JDBC_URL="jdbc:postgresql://$STACK_HOST:$POSTGRES_PORT/$POSTGRES_DB"
     export SUPABASE_DB_HOST="$STACK_HOST" SUPABASE_DB_PORT="$POSTGRES_PORT" SUPABASE_DB_NAME="$POSTGRES_DB"
-    # the stack's server trusts local connections: the password is never checked
-    export SUPABASE_DB_USER="$db_user" SUPABASE_DB_PASSWORD="local"
+    # the jobs' least-privilege role (migration 20261201000100_flink_writer_role.sql), as in
+    # the chart; the stack's server trusts local connections: the password is never checked
+    export SUPABASE_DB_USER="flink_writer" SUPABASE_DB_PASSWORD="local"
     # the connector jars are on the cluster's classpath (write_config): none to ship per job
     export FLINK_CONNECTOR_JARS_DIR=""
     export FLINK_LIB_DIR="$LIB_DIR"

@@ -71,6 +71,10 @@ POLICIES = {
     ("media_files", "Users see own active files", "SELECT", "{authenticated}"),
     ("user_notifications", "Only backend can insert notifications", "INSERT", "{public}"),
     ("user_notifications", "Users see own events or visible messages", "SELECT", "{authenticated}"),
+    # the Flink jobs' role writes for every user (migration 20261201000100_flink_writer_role)
+    ("credit_ledger", "Flink jobs write every row", "ALL", "{flink_writer}"),
+    ("media_files", "Flink jobs write every row", "ALL", "{flink_writer}"),
+    ("user_notifications", "Flink jobs write every row", "ALL", "{flink_writer}"),
 }
 
 GRANTED = {
@@ -341,3 +345,34 @@ def test_service_role_bypasses_rls_and_api_roles_do_not_log_in(conn: psycopg.Con
         ("authenticated", False, False),
         ("service_role", True, False),
     ]
+
+
+def test_the_flink_role_may_write_the_three_tables_and_nothing_else(conn: psycopg.Connection) -> None:
+    def can(privilege: str, relation: str) -> bool:
+        return conn.execute(
+            "select has_table_privilege('flink_writer', %s, %s)", [relation, privilege]
+        ).fetchone()[0]
+
+    for table in TABLES:
+        assert [p for p in PRIVILEGES if can(p, f"public.{table}")] == [
+            p for p in PRIVILEGES if p in ("select", "insert", "update")
+        ], table
+    assert not can("select", "auth.users")
+    assert conn.execute(
+        "select rolsuper, rolbypassrls, rolcreaterole, rolcreatedb from pg_roles"
+        " where rolname = 'flink_writer'"
+    ).fetchone() == (False, False, False, False)
+    # what the jobs run, as the role: an upsert, the credit check's claim; a delete is refused
+    with conn.transaction(force_rollback=True):
+        conn.execute("set local role flink_writer")
+        conn.execute(
+            "insert into public.credit_ledger (user_id, amount, event_type, description, event_time,"
+            " idempotency_key) values ('u', 2, 'credit.signup_bonus', 'b', 't', 'k')"
+            " on conflict (idempotency_key) do update set amount = excluded.amount"
+        )
+        assert conn.execute(
+            "select cutover.claim_pre_cutover_deduction('u', 'a.png', '2026-01-01T00:00:00Z', 'k2')"
+        ).fetchone() == (False,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            with conn.transaction():
+                conn.execute("delete from public.credit_ledger")

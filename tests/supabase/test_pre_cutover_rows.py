@@ -86,7 +86,7 @@ def test_replayed_events_after_the_migration_have_no_second_effect(before_cutove
     original_notification(conn, U2, "media.upload_failed", {"file_name": "x.png"}, "2026-01-05T00:00:00Z")
     original_notification(conn, U2, "identity.login", "not json", "2026-01-06T00:00:00Z")
 
-    assert supabase_apply.apply(conninfo_for(dbname)) == ["20261130000000", "20261130000100"]
+    assert supabase_apply.apply(conninfo_for(dbname))[:2] == ["20261130000000", "20261130000100"]
 
     assert keys(conn, "credit_ledger") == [
         f"credit.signup_bonus:{U1}", None,  # the replay's copy stays as it was
@@ -128,7 +128,7 @@ def test_a_key_the_new_fleet_already_wrote_is_not_given_twice(before_cutover):
     conn.execute(NOTIFICATION, [U1, "identity.signup", "{}", "2026-01-01T00:00:00Z",
                                 f"identity.signup:{U1}"])
 
-    assert supabase_apply.apply(conninfo_for(dbname)) == ["20261130000000", "20261130000100"]
+    assert supabase_apply.apply(conninfo_for(dbname))[:2] == ["20261130000000", "20261130000100"]
 
     assert keys(conn, "user_notifications") == [None, f"identity.signup:{U1}"]
 

@@ -165,7 +165,7 @@ def test_deleting_a_user_sends_a_signout_without_email_for_each_session(
     assert [(b["user_id"], b["email"]) for (b,) in queued] == [(str(user_id), None)] * 2
 
 
-def test_triggers_use_vault_secrets_and_fall_back_without_them(conn: psycopg.Connection) -> None:
+def test_triggers_use_vault_secrets_and_send_nothing_without_a_secret(conn: psycopg.Connection) -> None:
     def queue_signup(email: str) -> tuple[str, dict]:
         with as_gotrue(conn):
             conn.execute("insert into auth.users (email) values (%s)", [email])
@@ -182,10 +182,27 @@ def test_triggers_use_vault_secrets_and_fall_back_without_them(conn: psycopg.Con
     assert url == "http://gateway.internal:9999/webhooks/signup"
     assert headers["X-Webhook-Secret"] == "rotated-secret"
 
-    conn.execute("delete from vault.secrets")
+    # Without a gateway_url the local development address is used.
+    conn.execute("delete from vault.secrets where name = 'gateway_url'")
     url, headers = queue_signup("fallback@example.test")
     assert url == "http://host.docker.internal:8080/webhooks/signup"
-    assert headers == {"Content-Type": "application/json", "X-Webhook-Secret": SEEDED_SECRET}
+    assert headers == {"Content-Type": "application/json", "X-Webhook-Secret": "rotated-secret"}
+
+    # Without a secret nothing is sent (never a well-known default), and the signup, login
+    # and signout themselves still succeed.
+    conn.execute("delete from vault.secrets")
+    queued = conn.execute("select count(*) from net.http_request_queue").fetchone()
+    with as_gotrue(conn):
+        user_id = conn.execute(
+            "insert into auth.users (email) values ('closed@example.test') returning id"
+        ).fetchone()[0]
+        conn.execute("update auth.users set last_sign_in_at = now() where id = %s", [user_id])
+        conn.execute("insert into auth.sessions (user_id) values (%s)", [user_id])
+        conn.execute("delete from auth.sessions where user_id = %s", [user_id])
+    assert conn.execute("select count(*) from net.http_request_queue").fetchone() == queued
+    assert conn.execute(
+        "select count(*) from auth.users where email = 'closed@example.test'"
+    ).fetchone() == (1,)
 
 
 def test_a_rolled_back_signup_sends_nothing(conn: psycopg.Connection) -> None:
