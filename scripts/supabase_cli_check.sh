@@ -4,8 +4,9 @@
 # builds.
 #
 #  1. two fresh databases on the local server, both with the bootstrap only;
-#  2. `supabase db push --include-seed` into the first (what a real deployment
-#     runs), scripts/supabase_apply.py into the second;
+#  2. `supabase db push --include-seed` into the first (the CLI's path for the
+#     same files the local apply uses; a real deployment pushes without the
+#     seed, README "Deploy"), scripts/supabase_apply.py into the second;
 #  3. a second push must find nothing to do, and supabase_apply.py on the
 #     CLI's database must apply no migration (both use the CLI's
 #     supabase_migrations.schema_migrations history);

@@ -2,12 +2,23 @@
 # SCRAM users and ACLs of the Redpanda cluster: the one set of principals and grants of the
 # platform. Idempotent: users that exist get their password reset to the configured one, and
 # creating an ACL that exists already is a no-op. Run by the `redpanda-auth-init` container of
-# docker-compose.yml; from the host: `docker compose run --rm redpanda-auth-init`.
+# docker-compose.yml (from the host: `docker compose run --rm redpanda-auth-init`) and by the
+# Helm chart's bootstrap Job (charts/event-substrate/templates/bootstrap-job.yaml, which mounts
+# this file through a ConfigMap).
 #
-# Environment (defaults are the local-development values of the spec, never production ones):
-#   RPK_BROKERS   Kafka listener that enforces SASL      (redpanda:29092)
-#   RPK_ADMIN     admin API used to manage users         (redpanda:9644)
+# Environment (no password has a default here: docker-compose.yml passes its local-development
+# values, the chart mounts its Secret; a missing password stops the script):
+#   RPK_BROKERS   Kafka listener(s) that enforce SASL, comma-separated   (redpanda:29092)
+#   RPK_ADMIN     admin API used to manage users                          (redpanda:9644)
+#   RPK_ADMIN_AUTH  true: the admin API requires authentication (admin_api_require_auth, as
+#                 the Redpanda Helm chart sets it with SASL); calls then carry the superuser's
+#                 credentials                                              (false)
 #   <NAME>_PASSWORD for every user below, e.g. API_GATEWAY_PASSWORD, SUPERUSER_PASSWORD
+#   KAFKA_USERS_DIR  a directory with one file per user, named after the user and holding
+#                 its password (a mounted Secret). When set, only the users with a file are
+#                 managed (and only their ACLs created), the <NAME>_PASSWORD variables and
+#                 their development defaults are ignored, and a missing superuser file is an
+#                 error: a cluster outside the local stack never gets a development password.
 #   MESSAGE_CONSUMER_GROUP   consumer group of the message-consumer (go-message-consumer, the Go service's)
 #   MEDIA_SERVICE_GROUP      prefix of the media-service's consumer groups (media-service)
 #   FLINK_TRANSACTIONAL_ID_PREFIX  transactional.id prefix of the Flink Kafka sinks (event-substrate)
@@ -22,19 +33,46 @@ txn_prefix="${FLINK_TRANSACTIONAL_ID_PREFIX:-event-substrate}"
 
 # user name -> password; the superuser is listed in the cluster's `superusers` property.
 declare -A passwords=(
-    [superuser]="${SUPERUSER_PASSWORD:-superuser-local-pw}"
-    [api-gateway]="${API_GATEWAY_PASSWORD:-api-gateway-local-pw}"
-    [message-consumer]="${MESSAGE_CONSUMER_PASSWORD:-message-consumer-local-pw}"
-    [media-service]="${MEDIA_SERVICE_PASSWORD:-media-service-local-pw}"
-    [flink-processor]="${FLINK_PROCESSOR_PASSWORD:-flink-processor-local-pw}"
-    [schema-admin]="${SCHEMA_ADMIN_PASSWORD:-schema-admin-local-pw}"
-    [clickhouse-consumer]="${CLICKHOUSE_CONSUMER_PASSWORD:-clickhouse-local-pw}"
-    [keda-scaler]="${KEDA_SCALER_PASSWORD:-keda-scaler-local-pw}"
+    [superuser]="${SUPERUSER_PASSWORD:-}"
+    [api-gateway]="${API_GATEWAY_PASSWORD:-}"
+    [message-consumer]="${MESSAGE_CONSUMER_PASSWORD:-}"
+    [media-service]="${MEDIA_SERVICE_PASSWORD:-}"
+    [flink-processor]="${FLINK_PROCESSOR_PASSWORD:-}"
+    [schema-admin]="${SCHEMA_ADMIN_PASSWORD:-}"
+    [clickhouse-consumer]="${CLICKHOUSE_CONSUMER_PASSWORD:-}"
+    [keda-scaler]="${KEDA_SCALER_PASSWORD:-}"
 )
 
 log() { printf 'redpanda-auth: %s\n' "$*" >&2; }
 
-admin_rpk() { rpk "$@" -X "admin.hosts=$admin"; }
+if [[ -n "${KAFKA_USERS_DIR:-}" ]]; then
+    known=("${!passwords[@]}")
+    passwords=()
+    for name in "${known[@]}"; do
+        if [[ -f "$KAFKA_USERS_DIR/$name" ]]; then
+            # $(<file) drops trailing newlines, which `kubectl create secret --from-file` keeps
+            passwords[$name]="$(<"$KAFKA_USERS_DIR/$name")"
+        fi
+    done
+    if [[ -z "${passwords[superuser]:-}" ]]; then
+        log "no superuser password in $KAFKA_USERS_DIR (every later step authenticates as superuser)"
+        exit 1
+    fi
+    log "users from $KAFKA_USERS_DIR: ${!passwords[*]}"
+fi
+
+for name in "${!passwords[@]}"; do
+    if [[ -z "${passwords[$name]}" ]]; then
+        log "no password for user $name (its <NAME>_PASSWORD variable, or a file in KAFKA_USERS_DIR)"
+        exit 1
+    fi
+done
+
+admin_auth=()
+if [[ "${RPK_ADMIN_AUTH:-false}" == true ]]; then
+    admin_auth=(-X user=superuser -X "pass=${passwords[superuser]}")
+fi
+admin_rpk() { rpk "$@" -X "admin.hosts=$admin" "${admin_auth[@]}"; }
 super_rpk() {
     rpk "$@" -X "brokers=$brokers" -X user=superuser -X "pass=${passwords[superuser]}" \
         -X "sasl.mechanism=$mechanism"
@@ -72,9 +110,12 @@ for attempt in $(seq 1 15); do
 done
 
 # 3. ACLs (allow only). acl PRINCIPAL OPERATIONS RESOURCE-FLAGS...
+# Grants of users this run does not manage (KAFKA_USERS_DIR without their file) are skipped:
+# a principal without a user would only be a dormant grant for whoever creates that name later.
 acl() {
     local principal="$1" operations="$2"
     shift 2
+    [[ -n "${passwords[$principal]+set}" ]] || return 0
     super_rpk security acl create --allow-principal "User:$principal" \
         --operation "$operations" "$@" >/dev/null
 }

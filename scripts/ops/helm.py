@@ -15,6 +15,11 @@ k8s:status).
                                             (KUBECONFIG or ~/.kube/config)
   uninstall                                 helm uninstall (a missing release is not an error)
   status                                    the release's revision and state
+  install-chart --release R --namespace N --repo URL --chart NAME --version X.Y.Z
+                [-f VALUES]... [--set K=V]... [--dry-run]
+                                            helm upgrade --install of a chart from a repository
+                                            at an exact version (the chart's prerequisites,
+                                            ./taskw k8s:prereqs); waits for its resources
 
 Release and namespace: --release / --namespace, default $HELM_RELEASE / $HELM_NAMESPACE, else
 event-substrate for both. Values files are merged in order, then --set expressions (helm's
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -172,7 +178,9 @@ def deploy(args: argparse.Namespace) -> None:
     values = user_values(args.values, args.set)
     dry_run = "client" if args.dry_run else None
     wait = "watcher" if args.wait else None
-    timeout = 300 if args.wait else None
+    # Helm always waits for hook Jobs (the bootstrap Job runs before every install and upgrade),
+    # so the timeout bounds those even without --wait.
+    timeout = 600
     with cluster(args) as config, helm.Chart.load(CHART) as chart:
         if values is not None:
             chart.validate_schema(values)
@@ -197,6 +205,35 @@ def deploy(args: argparse.Namespace) -> None:
     notes = (release.get("info") or {}).get("notes")
     if notes:
         print(notes.rstrip())
+
+
+EXACT_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+
+
+def install_chart(args: argparse.Namespace) -> None:
+    """helm upgrade --install of a remote chart at a pinned version (no `helm repo add`: the
+    repository is named on each call, so nothing depends on a local repository list)."""
+    if not EXACT_VERSION.match(args.version):
+        raise HelmTaskError(f"--version {args.version}: give an exact X.Y.Z version, never a range or latest")
+    values = user_values(args.values, args.set)
+    dry_run = "client" if args.dry_run else None
+    where = f"{args.chart} {args.version} from {args.repo}"
+    with cluster(args) as config:
+        try:
+            try:
+                release = config.upgrade(args.chart, args.release, values, namespace=args.namespace,
+                                         chart_repo_url=args.repo, chart_version=args.version,
+                                         dry_run=dry_run, wait="watcher", timeout=600)
+                action = "upgraded"
+            except helm.HelmNotFoundError:
+                release = config.install(args.chart, args.release, values, namespace=args.namespace,
+                                         chart_repo_url=args.repo, chart_version=args.version,
+                                         create_namespace=True, dry_run=dry_run, wait="watcher",
+                                         timeout=600)
+                action = "installed"
+        except helm.HelmError as error:
+            raise HelmTaskError(f"helm upgrade --install {args.release} ({where}) failed: {error}") from error
+    print(("dry run: " if args.dry_run else "") + f"{action} {where}: {summary(release)}")
 
 
 def uninstall(args: argparse.Namespace) -> None:
@@ -233,6 +270,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     cmd.add_argument("--dry-run", action="store_true", help="render and check against the cluster, change nothing")
     cmd.add_argument("--wait", action="store_true", help="wait up to 5 minutes for the resources to be ready")
     cmd.set_defaults(run=deploy)
+    cmd = commands.add_parser("install-chart", parents=[common, with_values])
+    cmd.add_argument("--repo", required=True, help="chart repository URL")
+    cmd.add_argument("--chart", required=True, help="chart name in the repository")
+    cmd.add_argument("--version", required=True, help="exact chart version")
+    cmd.add_argument("--dry-run", action="store_true", help="render and check against the cluster, change nothing")
+    cmd.set_defaults(run=install_chart)
     commands.add_parser("uninstall", parents=[common]).set_defaults(run=uninstall)
     commands.add_parser("status", parents=[common]).set_defaults(run=status)
     return parser.parse_args(argv)

@@ -31,9 +31,11 @@ def rendered(values_name: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def compose_model() -> dict[str, Any]:
-    """docker-compose.yml as the Compose CLI resolves it (interpolated, merged, normalised)."""
+    """docker-compose.yml as the Compose CLI resolves it (interpolated, merged, normalised),
+    with the `services` profile, so the three services are part of the model."""
     result = opslib.run(
-        opslib.tool("docker-compose"), "-f", "docker-compose.yml", "config", "--format", "json"
+        opslib.tool("docker-compose"), "-f", "docker-compose.yml", "--profile", "services",
+        "config", "--format", "json",
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

@@ -4,6 +4,7 @@ manifest, and the properties the platform relies on."""
 from __future__ import annotations
 
 import copy
+import re
 from collections import Counter
 from typing import Any
 
@@ -47,6 +48,10 @@ def test_chart_renders_the_expected_objects(rendered: list[dict[str, Any]], valu
     assert "Secret" not in kinds, "the chart must reference Secrets, never create them"
     if values_name == "production":
         assert "NetworkPolicy" in kinds
+    assert set(by_kind(rendered, "PodDisruptionBudget")) == set(SERVICES)
+    assert set(by_kind(rendered, "HorizontalPodAutoscaler")) == {"api-gateway", "media-service"}
+    assert set(by_kind(rendered, "Job")) == {"event-substrate-bootstrap"}
+    assert {"ServiceAccount", "Role", "RoleBinding"} <= set(kinds)
     for doc in rendered:
         assert doc["metadata"]["namespace"] == opslib.NAMESPACE
 
@@ -104,6 +109,11 @@ def test_values_schema_rejects_unsafe_or_misspelled_values() -> None:
             {"flink": {"upgradeMode": "stateless-please"}},
             {"messageConsumer": {"keda": {"lagThreshold": 5}}},
             {"unknownSection": {}},
+            # images are versions, never `latest`; Flink never writes as the superuser
+            {"apiGateway": {"image": {"tag": "latest"}}},
+            {"global": {"imageTag": "latest"}},
+            {"flink": {"postgres": {"user": "postgres"}}},
+            {"flink": {"taskManager": {"memory": "1Gi"}}},
         ):
             with pytest.raises(helm.HelmError):
                 chart.validate_schema(bad)
@@ -149,22 +159,32 @@ def test_services_run_hardened_with_probes(rendered: list[dict[str, Any]]) -> No
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["port"] == "http"
+        # a slow start gets a minute before liveness may restart the pod
+        startup = container["startupProbe"]
+        assert startup["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
 
 
 def test_secrets_are_referenced_never_inlined(rendered: list[dict[str, Any]]) -> None:
-    sensitive = ("PASSWORD", "SECRET", "TOKEN", "ACCESS_KEY", "DB_URL")
+    sensitive = ("PASSWORD", "SECRET", "TOKEN", "ACCESS_KEY")
     for doc in rendered:
         pods = []
-        if doc["kind"] == "Deployment":
+        if doc["kind"] in {"Deployment", "Job"}:
             pods = [doc["spec"]["template"]["spec"]]
         elif doc["kind"] == "FlinkDeployment":
             pods = [doc["spec"]["podTemplate"]["spec"]]
         for pod in pods:
-            for container in pod["containers"]:
+            for container in pod.get("initContainers", []) + pod["containers"]:
                 for name, entry in env_of(container).items():
                     if any(word in name for word in sensitive):
                         assert "value" not in entry, f"{doc['metadata']['name']}: {name} is inlined"
                         assert entry["valueFrom"]["secretKeyRef"]["name"]
+                    if name.endswith("DB_URL") and "value" in entry:
+                        # the address is a value (postgres section); the password never is
+                        # (PGPASSWORD from the Secret)
+                        assert not re.search(r"://[^/@]*:[^/@]*@", entry["value"]), \
+                            f"{doc['metadata']['name']}: {name} carries a password"
+                        assert env_of(container)["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
     text = yaml.safe_dump_all([opslib.strip_private(d) for d in rendered])
     for development_secret in ("local-pw", "super-secret-", "local-token"):
         assert development_secret not in text

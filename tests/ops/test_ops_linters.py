@@ -44,9 +44,11 @@ def test_actionlint() -> None:
 
 def test_compose_config_is_valid() -> None:
     """`docker compose config -q`: the compose-spec schema plus the CLI's own checks
-    (interpolation, extends/merge keys, depends_on targets, volume and network references)."""
-    result = opslib.run(opslib.tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q")
-    assert result.returncode == 0, result.stderr
+    (interpolation, extends/merge keys, depends_on targets, volume and network references), for
+    the infrastructure alone and with the `services` profile."""
+    for profile in ([], ["--profile", "services"]):
+        result = opslib.run(opslib.tool("docker-compose"), "-f", "docker-compose.yml", *profile, "config", "-q")
+        assert result.returncode == 0, (profile, result.stderr)
 
 
 def test_compose_validator_rejects_an_invalid_file(tmp_path) -> None:

@@ -17,8 +17,8 @@ REQUIRED = {
     "test:rust", "test:python", "test:processors", "ops:lint",
     "rust:build", "rust:clippy", "rust:fmt", "rust:test",
     "db:apply", "db:reset", "schemas:register", "topics:list",
-    "images:build", "compose:up", "compose:down", "compose:config",
-    "helm:lint", "helm:template", "k8s:deploy", "flink:test", "clickhouse:test",
+    "images:build", "compose:up", "compose:infra", "compose:down", "compose:config",
+    "helm:lint", "helm:template", "k8s:prereqs", "k8s:deploy", "flink:test", "clickhouse:test",
 }
 
 

@@ -29,13 +29,21 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
-{{/* Image reference. Call with (dict "root" $ "image" .Values.apiGateway.image). */}}
+{{/* Image reference. Call with (dict "root" $ "image" .Values.apiGateway.image). The tag is the
+     image's own, else global.imageTag, else the chart's appVersion: the version CI pushes for a
+     release, so the default never means "whatever was pushed last" (the schema rejects latest).
+     An image with a `registry` key (third-party, e.g. the bootstrap Job's Redpanda) keeps it;
+     the images of this project get global.imageRegistry. */}}
 {{- define "event-substrate.image" -}}
 {{- $registry := .root.Values.global.imageRegistry -}}
+{{- if hasKey .image "registry" -}}
+{{- $registry = .image.registry -}}
+{{- end -}}
+{{- $tag := toString (.image.tag | default .root.Values.global.imageTag | default .root.Chart.AppVersion) -}}
 {{- if $registry -}}
-{{- printf "%s/%s:%s" (trimSuffix "/" $registry) .image.repository (toString .image.tag) -}}
+{{- printf "%s/%s:%s" (trimSuffix "/" $registry) .image.repository $tag -}}
 {{- else -}}
-{{- printf "%s:%s" .image.repository (toString .image.tag) -}}
+{{- printf "%s:%s" .image.repository $tag -}}
 {{- end -}}
 {{- end -}}
 
@@ -48,8 +56,11 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
-{{/* Environment shared by the three services: broker, SASL user, registry, telemetry. Call
-     with (dict "root" $ "kafka" .Values.<service>.kafka). */}}
+{{/* Environment shared by the three services: broker, SASL user, registry, telemetry, database.
+     Call with (dict "root" $ "kafka" .Values.<service>.kafka). The SASL password is the key named
+     after the user in the Kafka Secret. The database URL carries no password (it is built from
+     the postgres section, the one place of the address); sqlx reads the password from
+     PGPASSWORD, which comes from the Postgres Secret. */}}
 {{- define "event-substrate.serviceEnv" -}}
 - name: REDPANDA_BROKERS
   value: {{ .root.Values.kafka.brokers | quote }}
@@ -60,8 +71,8 @@ imagePullSecrets:
 - name: KAFKA_SASL_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ .kafka.existingSecret }}
-      key: {{ .kafka.passwordKey }}
+      name: {{ .root.Values.secrets.kafka.existingSecret }}
+      key: {{ .kafka.username }}
 - name: SCHEMA_REGISTRY_URL
   value: {{ .root.Values.schemaRegistry.url | quote }}
 {{- with .root.Values.telemetry.otlpEndpoint }}
@@ -73,10 +84,29 @@ imagePullSecrets:
   value: {{ . | quote }}
 {{- end }}
 - name: SUPABASE_DB_URL
+  value: {{ include "event-substrate.postgresUrl" .root | quote }}
+- name: PGPASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ .root.Values.secrets.postgres.existingSecret }}
-      key: {{ .root.Values.secrets.postgres.urlKey }}
+      key: {{ .root.Values.secrets.postgres.servicesPasswordKey }}
+{{- end -}}
+
+{{/* postgres://user@host:port/database?sslmode=… of the services (no password: PGPASSWORD). */}}
+{{- define "event-substrate.postgresUrl" -}}
+{{- $pg := .Values.postgres -}}
+{{- printf "postgres://%s@%s:%v/%s?sslmode=%s" (urlquery $pg.user) $pg.host $pg.port $pg.database $pg.sslmode -}}
+{{- end -}}
+
+{{/* The Flink JDBC sinks' URL: same database, with the original connect/socket timeouts. */}}
+{{- define "event-substrate.jdbcUrl" -}}
+{{- $pg := .Values.postgres -}}
+{{- printf "jdbc:postgresql://%s:%v/%s?sslmode=%s&tcpKeepAlive=true&connectTimeout=10&socketTimeout=30" $pg.host $pg.port $pg.database $pg.sslmode -}}
+{{- end -}}
+
+{{/* The object store as a URL (Flink's s3.endpoint): the scheme follows objectStore.useSsl. */}}
+{{- define "event-substrate.objectStoreUrl" -}}
+{{- printf "%s://%s" (ternary "https" "http" .Values.objectStore.useSsl) .Values.objectStore.endpoint -}}
 {{- end -}}
 
 {{/* Object-store settings of the gateway and the media-service. */}}
@@ -101,13 +131,22 @@ imagePullSecrets:
       key: {{ .Values.secrets.objectStore.secretKeyKey }}
 {{- end -}}
 
-{{/* Liveness on /healthz and readiness on /readyz of the named container port. */}}
+{{/* Probes of the named container port: startup and liveness on /healthz (the process
+     serves), readiness on /readyz (broker, registry, database... reachable). The startup probe
+     gives a slow start (cold caches, a registry that answers late) a minute before liveness
+     may restart the pod, without delaying liveness for the rest of its life. */}}
 {{- define "event-substrate.probes" -}}
+startupProbe:
+  httpGet:
+    path: /healthz
+    port: http
+  periodSeconds: 2
+  timeoutSeconds: 2
+  failureThreshold: 30
 livenessProbe:
   httpGet:
     path: /healthz
     port: http
-  initialDelaySeconds: 5
   periodSeconds: 10
   timeoutSeconds: 2
   failureThreshold: 3
@@ -115,7 +154,6 @@ readinessProbe:
   httpGet:
     path: /readyz
     port: http
-  initialDelaySeconds: 5
   periodSeconds: 10
   timeoutSeconds: 3
   failureThreshold: 3
@@ -135,4 +173,13 @@ tolerations:
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
+
+
+{{/* The replica count of a Deployment, unless an autoscaler owns it (a rendered count would
+     reset the autoscaler's choice on every upgrade). Call with a service's values. */}}
+{{- define "event-substrate.replicas" -}}
+{{- if not (and .autoscaling .autoscaling.enabled) -}}
+replicas: {{ .replicas }}
+{{- end -}}
 {{- end -}}
