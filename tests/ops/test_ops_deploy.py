@@ -564,7 +564,8 @@ def test_prerequisites_task_installs_pinned_charts() -> None:
         assert re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", str(pins[key])), key
     result = opslib.run(task_binary(), "--dry", "k8s:prereqs")
     assert result.returncode == 0, result.stderr
-    output = (result.stdout + result.stderr).splitlines()
+    # task colours its lines when it thinks a terminal or CI is looking: compare the plain text
+    output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr).splitlines()
     lines = [line.split("] ", 1)[1] for line in output if line.startswith("task: [k8s:prereqs]")]
     assert len(lines) == 2, output
     spec = importlib.util.spec_from_file_location("helm_ops", opslib.REPO / "scripts" / "ops" / "helm.py")

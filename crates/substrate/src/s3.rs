@@ -40,6 +40,13 @@ pub struct S3Settings {
     /// Attempts per request inside the SDK (its own short retries with backoff) before an
     /// operation fails to the caller; the sagas add their own, longer retries on top.
     pub max_attempts: u32,
+    /// Longest time to open a connection to the store, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Longest time one attempt of an operation may take, in milliseconds (a store that
+    /// accepts the connection and never answers must not hang a saga or a request).
+    pub attempt_timeout_ms: u64,
+    /// Longest time an operation may take with all its attempts, in milliseconds.
+    pub operation_timeout_ms: u64,
 }
 
 impl Default for S3Settings {
@@ -53,6 +60,9 @@ impl Default for S3Settings {
             region: "us-east-1".to_owned(),
             use_ssl: false,
             max_attempts: 3,
+            connect_timeout_ms: 3_000,
+            attempt_timeout_ms: 10_000,
+            operation_timeout_ms: 30_000,
         }
     }
 }
@@ -86,6 +96,14 @@ impl S3Settings {
             .retry_config(
                 aws_sdk_s3::config::retry::RetryConfig::standard()
                     .with_max_attempts(self.max_attempts.max(1)),
+            )
+            // The SDK sets no operation timeout of its own.
+            .timeout_config(
+                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
+                    .operation_attempt_timeout(Duration::from_millis(self.attempt_timeout_ms))
+                    .operation_timeout(Duration::from_millis(self.operation_timeout_ms))
+                    .build(),
             )
             .build();
         aws_sdk_s3::Client::from_conf(config)
@@ -245,5 +263,41 @@ impl ObjectClient {
             tracing::warn!(%error, from, "source not deleted after move");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_store_that_never_answers_fails_the_operation_instead_of_hanging() {
+        // Accepts connections and reads nothing back: a stuck store.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        let settings = S3Settings {
+            endpoint: address.to_string(),
+            max_attempts: 1,
+            attempt_timeout_ms: 200,
+            operation_timeout_ms: 500,
+            ..S3Settings::default()
+        };
+        // The bound only ends the test if the timeouts are missing (it would hang otherwise).
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(20),
+            ObjectClient::new(&settings).remove("bucket", "key"),
+        )
+        .await;
+        held.abort();
+        let result = outcome.unwrap_or_else(|_| panic!("the operation hung"));
+        assert!(matches!(result, Err(ObjectError::Failed(_))), "{result:?}");
     }
 }
