@@ -1,8 +1,9 @@
 //! media-service: presigns uploads and downloads, runs the delete and move sagas, receives
 //! object-store webhooks.
 //!
-//! Two consume loops (the sagas, and the delete retries in their own group so their backoff
-//! never blocks the sagas) plus an HTTP server with the MinIO webhooks, `/healthz` and `/readyz`.
+//! One consume loop per saga topic in the saga group (a record that keeps failing holds up only
+//! its own topic), the delete retries in their own group (their backoff never blocks the sagas),
+//! and an HTTP server with the MinIO webhooks, `/healthz` and `/readyz`.
 
 pub mod announced;
 pub mod configuration;

@@ -158,9 +158,20 @@ impl Application {
                 result.map_err(|error| BoxError::from(format!("{consumer} consumer: {error}")))
             }
         };
-        let sagas = consume("saga", &self.settings.consumer);
+        // One loop per saga topic, all in the saga group: a record that keeps failing holds up
+        // only its own topic (its loop backs off), never the other sagas. The group assigns each
+        // member the partitions of the topic it subscribed to, as it did for the Go service's
+        // single member, so committed offsets carry over unchanged.
+        let sagas = futures::future::join_all(self.settings.consumer.topics.iter().map(|topic| {
+            let settings = ConsumeSettings {
+                topics: vec![topic.clone()],
+                ..self.settings.consumer.clone()
+            };
+            consume("saga", &settings)
+        }));
         let retries = consume("delete-retry", &self.settings.retry_consumer);
-        let (served, consumed, retried) = tokio::join!(server, sagas, retries);
+        let (served, sagas, retried) = tokio::join!(server, sagas, retries);
+        let consumed: Result<(), BoxError> = sagas.into_iter().collect();
         if let Err(error) = self.publisher.flush(Duration::from_secs(5)) {
             tracing::error!(%error, "producer flush on shutdown failed");
         }

@@ -627,3 +627,49 @@ async fn records_the_go_service_handled_but_did_not_commit_are_not_answered_twic
     assert_eq!(f.status("user-go", fresh).await.as_deref(), Some("deleted"));
     f.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saga_stuck_on_one_topic_does_not_hold_up_the_others() {
+    let f = Fixture::start(1_000).await;
+    let path = "files/owner/stuck/doc.pdf";
+    f.insert_file("owner", path, b"x").await;
+    // The service is consuming (its group joined) before anything gets stuck.
+    f.produce(&f.topics.upload_approved, json!({"user_id":"owner","file_name":"w.png","media_type":"image/png","file_size":1,"request_id":"req-warm","request_time":"t"})).await;
+    assert_eq!(f.read(&f.topics.upload_signed, 1, WAIT).await.len(), 1);
+    let table = |from: &'static str, to: &'static str| {
+        let pool = f.db.pool.clone();
+        async move {
+            sqlx::query(&format!("alter table public.{from} rename to {to}"))
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    };
+    // Deletes cannot run while media_files is away (a retryable database error, retried with
+    // backoff on their topic)...
+    table("media_files", "media_files_away").await;
+    f.produce(
+        &f.topics.delete_intent,
+        json!({"user_id":"owner","file_path":path,"request_id":"del-stuck","request_time":"t"}),
+    )
+    .await;
+    // (give the delete loop time to pick its record up first; the assertions do not depend on it)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ...and an approval behind it is signed all the same.
+    f.produce(&f.topics.upload_approved, json!({"user_id":"owner","file_name":"a.png","media_type":"image/png","file_size":1,"request_id":"req-free","request_time":"t"})).await;
+    let signed = f.read(&f.topics.upload_signed, 2, WAIT).await;
+    assert_eq!(signed.len(), 2, "the approval waited for the stuck delete");
+    assert_eq!(signed[1].1["request_id"], "req-free");
+    assert!(
+        f.read(&f.topics.delete_events, 1, Duration::from_secs(1))
+            .await
+            .is_empty(),
+        "the delete cannot have run yet"
+    );
+    // Once the table is back, the delete completes: nothing was skipped.
+    table("media_files_away", "media_files").await;
+    let deleted = f.read(&f.topics.delete_events, 1, WAIT).await;
+    assert_eq!(deleted.len(), 1, "the stuck delete never completed");
+    assert_eq!(deleted[0].1["file_path"], path);
+    f.stop().await;
+}
