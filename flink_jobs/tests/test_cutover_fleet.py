@@ -245,16 +245,9 @@ class Fleet:
             job.check_alive()
 
     def wait(self, observe, done, what: str, timeout: float = ks.RESULT_TIMEOUT):
-        """Polls observe() until done(value); fails when a part died or after `timeout` s (a
-        deadline for a result, not a timing assertion)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = observe()
-            if done(value):
-                return value
-            self.check_alive()
-            assert time.monotonic() < deadline, f"timeout waiting for {what}; last seen: {value!r}"
-            time.sleep(0.3)
+        """Polls observe() until done(value); fails when a part died (check_alive) or after
+        `timeout` s (a deadline for a result, not a timing assertion)."""
+        return ks.wait_for(self, observe, done, what, timeout)
 
     def stop(self) -> None:
         for job in self.jobs:

@@ -146,3 +146,14 @@ def promql_metrics(expr: str) -> dict[str, set[str]]:
 
 #: Report sections printed at the end of the run (conftest.pytest_terminal_summary).
 REPORT: dict[str, list[str]] = {}
+
+
+def task_binary() -> str:
+    """go-task from .venv (./taskw installs it) or PATH; the suite may run without either."""
+    import pytest
+
+    local = REPO / ".venv" / "bin" / "task"
+    found = str(local) if local.exists() else shutil.which("task")
+    if not found:
+        pytest.skip("go-task is not installed (./taskw installs it into .venv)")
+    return found

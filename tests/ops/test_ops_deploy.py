@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -547,12 +546,7 @@ def test_ci_processor_job_has_its_database() -> None:
     assert "test:processors" in commands or "scripts/processors/test.sh" in commands
 
 
-def task_binary() -> str:
-    local = opslib.REPO / ".venv" / "bin" / "task"
-    found = str(local) if local.exists() else shutil.which("task")
-    if not found:
-        pytest.skip("go-task is not installed (./taskw installs it into .venv)")
-    return found
+task_binary = opslib.task_binary
 
 
 def test_prerequisites_task_installs_pinned_charts() -> None:

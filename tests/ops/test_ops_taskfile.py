@@ -4,10 +4,8 @@ and the task names that the README, CI and the scripts call exist."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import opslib
-import pytest
 
 # Called by README.md, .ci/run, .github/workflows/ci.yml and the scripts' messages.
 REQUIRED = {
@@ -22,13 +20,7 @@ REQUIRED = {
 }
 
 
-def task_binary() -> str:
-    """go-task from .venv (./taskw installs it) or PATH; the suite may run without either."""
-    local = opslib.REPO / ".venv" / "bin" / "task"
-    found = str(local) if local.exists() else shutil.which("task")
-    if not found:
-        pytest.skip("go-task is not installed (./taskw installs it into .venv)")
-    return found
+task_binary = opslib.task_binary
 
 
 def test_every_task_is_listed_with_a_description() -> None:

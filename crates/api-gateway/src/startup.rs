@@ -122,7 +122,7 @@ impl Application {
         let served =
             substrate::http::serve(self.listener, self.router, shutdown, self.limits).await;
         background.cancel();
-        if let Err(error) = self.publisher.flush(Duration::from_secs(5)) {
+        if let Err(error) = self.publisher.flush_blocking(Duration::from_secs(5)).await {
             tracing::error!(%error, "producer flush on shutdown failed");
         }
         served?;

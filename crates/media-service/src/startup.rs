@@ -172,7 +172,7 @@ impl Application {
         let retries = consume("delete-retry", &self.settings.retry_consumer);
         let (served, sagas, retried) = tokio::join!(server, sagas, retries);
         let consumed: Result<(), BoxError> = sagas.into_iter().collect();
-        if let Err(error) = self.publisher.flush(Duration::from_secs(5)) {
+        if let Err(error) = self.publisher.flush_blocking(Duration::from_secs(5)).await {
             tracing::error!(%error, "producer flush on shutdown failed");
         }
         served?;

@@ -81,7 +81,11 @@ impl Application {
             result
         };
         let (served, consumed) = tokio::join!(server, consumer);
-        if let Err(error) = self.dead_letters.flush(Duration::from_secs(5)) {
+        if let Err(error) = self
+            .dead_letters
+            .flush_blocking(Duration::from_secs(5))
+            .await
+        {
             tracing::error!(%error, "dead-letter producer flush on shutdown failed");
         }
         consumed?;

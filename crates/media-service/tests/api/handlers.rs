@@ -507,6 +507,15 @@ async fn delete_is_idempotent_per_request() {
     );
 }
 
+/// A row of user-1 already soft-deleted, by `request` or (None) by the Go service.
+fn deleted_row(kit: &Kit, path: &str, request: Option<&str>) {
+    kit.files.insert("user-1", path, 5);
+    if let Some(row) = lock(&kit.files.rows).get_mut(&("user-1".into(), path.into())) {
+        row.status = "deleted".into();
+        row.deleted_by_request_id = request.map(str::to_owned);
+    }
+}
+
 #[tokio::test]
 async fn a_deletion_announced_before_this_start_is_not_announced_again() {
     let path = "files/user-1/abc/video.mp4";
@@ -515,10 +524,7 @@ async fn a_deletion_announced_before_this_start_is_not_announced_again() {
     let kit = Kit::announcing(MediaSettings::default(), announced);
     // The Go service deleted the row (keeping no request id) and published FileDeleted; its
     // intent comes again after the cut-over.
-    kit.files.insert("user-1", path, 5);
-    if let Some(row) = lock(&kit.files.rows).get_mut(&("user-1".into(), path.into())) {
-        row.status = "deleted".into();
-    }
+    deleted_row(&kit, path, None);
     assert!(
         delete::handle(&kit.deps, &fields(delete_intent("go-r1")))
             .await
@@ -537,10 +543,7 @@ async fn a_deletion_announced_before_this_start_is_not_announced_again() {
     // Without the announcement the same intent is answered not_found, as any other request for
     // a file that is already gone.
     let unannounced = Kit::new();
-    unannounced.files.insert("user-1", path, 5);
-    if let Some(row) = lock(&unannounced.files.rows).get_mut(&("user-1".into(), path.into())) {
-        row.status = "deleted".into();
-    }
+    deleted_row(&unannounced, path, None);
     assert!(
         delete::handle(&unannounced.deps, &fields(delete_intent("go-r1")))
             .await
@@ -560,11 +563,7 @@ async fn a_redelivered_delete_whose_event_was_published_only_removes_again() {
     let kit = Kit::announcing(MediaSettings::default(), announced);
     // This service deleted it for r1 and published FileDeleted, then crashed before committing;
     // r1 comes again (twice), then another request r2.
-    kit.files.insert("user-1", path, 5);
-    if let Some(row) = lock(&kit.files.rows).get_mut(&("user-1".into(), path.into())) {
-        row.status = "deleted".into();
-        row.deleted_by_request_id = Some("r1".into());
-    }
+    deleted_row(&kit, path, Some("r1"));
     for request in ["r1", "r1", "r2"] {
         assert!(
             delete::handle(&kit.deps, &fields(delete_intent(request)))

@@ -332,19 +332,30 @@ pub async fn run_consumer<H: BatchHandler>(
         shutdown: shutdown.clone(),
     };
     worker.run().await;
+    drop(worker);
 
     // Everything whose effect succeeded has its offset stored; make that durable before leaving
-    // the group so the next member starts exactly after it.
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => tracing::info!(group_id = %settings.group_id, "final offsets committed"),
-        Err(rdkafka::error::KafkaError::ConsumerCommit(
-            rdkafka::types::RDKafkaErrorCode::NoOffset,
-        )) => tracing::info!(group_id = %settings.group_id, "no new offsets to commit"),
-        Err(error) => {
-            tracing::warn!(%error, "final offset commit failed; messages since the last commit will be redelivered")
+    // the group so the next member starts exactly after it. The commit, leaving the group and
+    // closing the client block on broker round trips: they run on a blocking thread so the
+    // runtime keeps serving the other loops and the HTTP drain meanwhile.
+    let group_id = settings.group_id.clone();
+    let closed = tokio::task::spawn_blocking(move || {
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => tracing::info!(%group_id, "final offsets committed"),
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                rdkafka::types::RDKafkaErrorCode::NoOffset,
+            )) => tracing::info!(%group_id, "no new offsets to commit"),
+            Err(error) => {
+                tracing::warn!(%error, "final offset commit failed; messages since the last commit will be redelivered")
+            }
         }
+        consumer.unsubscribe();
+        drop(consumer);
+    })
+    .await;
+    if let Err(error) = closed {
+        tracing::error!(%error, "closing the consumer failed");
     }
-    consumer.unsubscribe();
     Ok(())
 }
 

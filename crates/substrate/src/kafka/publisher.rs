@@ -108,6 +108,15 @@ impl KafkaPublisher {
             .flush(Timeout::After(timeout))
             .map_err(|e| PublishError::Unavailable(e.to_string()))
     }
+
+    /// [`Self::flush`] on a blocking thread: waiting for the broker to acknowledge what is
+    /// queued must not hold a runtime thread (shutdown still drains requests meanwhile).
+    pub async fn flush_blocking(&self, timeout: Duration) -> Result<(), PublishError> {
+        let publisher = self.clone();
+        tokio::task::spawn_blocking(move || publisher.flush(timeout))
+            .await
+            .map_err(|e| PublishError::Unavailable(format!("flush task: {e}")))?
+    }
 }
 
 #[async_trait]
@@ -160,5 +169,46 @@ fn classify(error: &rdkafka::error::KafkaError) -> PublishError {
             | Code::UnknownTopic,
         ) => PublishError::Rejected(error.to_string()),
         _ => PublishError::Unavailable(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn flushing_leaves_the_runtime_free() {
+        // No broker listens here: the queued record stays queued for the whole flush.
+        let settings = KafkaSettings {
+            brokers: "127.0.0.1:1".into(),
+            ..KafkaSettings::default()
+        };
+        let publisher = KafkaPublisher::new(&settings).unwrap_or_else(|e| panic!("{e}"));
+        let _queued = publisher
+            .producer()
+            .send_result(FutureRecord::<[u8], [u8]>::to("nowhere").payload(b"x"))
+            .unwrap_or_else(|(e, _)| panic!("{e}"));
+        let ticks = Arc::new(AtomicU32::new(0));
+        let counter = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let flushed = publisher.flush_blocking(Duration::from_millis(300)).await;
+        ticker.abort();
+        assert!(
+            flushed.is_err(),
+            "nothing can be delivered without a broker"
+        );
+        // On the only runtime thread, a flush that blocked it would leave the ticker at 0.
+        assert!(
+            ticks.load(Ordering::SeqCst) > 0,
+            "the runtime stood still while flushing"
+        );
     }
 }
