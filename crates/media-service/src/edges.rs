@@ -88,11 +88,35 @@ pub struct FileRow {
     pub deleted_by_request_id: Option<String>,
 }
 
-/// A database failure (always retryable for the sagas: the row is there or it is not, and an
-/// outage says nothing about which).
+/// A database failure: an outage (retry; it says nothing about whether the row is there) or,
+/// rarely, a statement the database refuses for this data (a constraint), which no retry fixes.
 #[derive(Debug, thiserror::Error)]
-#[error("database: {0}")]
-pub struct DbError(pub String);
+#[error("database: {message}")]
+pub struct DbError {
+    /// What failed.
+    pub message: String,
+    /// Whether the same statement will always be refused ([`substrate::postgres::is_permanent`]).
+    pub permanent: bool,
+}
+
+impl DbError {
+    /// The database is unreachable or failing; retrying later may work.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(error: sqlx::Error) -> Self {
+        Self {
+            permanent: substrate::postgres::is_permanent(&error),
+            message: error.to_string(),
+        }
+    }
+}
 
 /// `media_files` access. Ownership is always `user_id` from the event plus the path.
 #[async_trait]
@@ -132,7 +156,7 @@ impl MediaFiles for PgMediaFiles {
         .bind(file_path)
         .fetch_optional(&self.pool)
         .await
-        .map_err(|e| DbError(e.to_string()))?;
+        .map_err(DbError::from)?;
         Ok(row.map(
             |(file_name, media_type, file_size, status, deleted_by_request_id)| FileRow {
                 file_name,
@@ -160,7 +184,7 @@ impl MediaFiles for PgMediaFiles {
         .bind(request_id)
         .execute(&self.pool)
         .await
-        .map_err(|e| DbError(e.to_string()))?;
+        .map_err(DbError::from)?;
         Ok(result.rows_affected() > 0)
     }
 }

@@ -51,7 +51,6 @@ impl Application {
             files: Arc::new(PgMediaFiles::new(pool.clone())),
             topics: topics.clone(),
             media: Arc::new(settings.media.clone()),
-            shutdown: CancellationToken::new(),
             announced: Arc::new(Announced::default()),
         };
         if settings.webhook.require_token
@@ -111,8 +110,7 @@ impl Application {
     /// part stops on its own, everything stops (a half-running service must not look healthy).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
         let stop_all = shutdown.child_token();
-        let mut deps = self.deps.clone();
-        deps.shutdown = stop_all.clone();
+        let deps = self.deps.clone();
         let dead_letters: Arc<dyn EventPublisher> = Arc::new(self.publisher.clone());
         let meter = opentelemetry::global::meter("media-service");
         let server = async {

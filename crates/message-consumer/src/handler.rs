@@ -2,8 +2,9 @@
 //!
 //! Delivery guarantee: at least once from the broker, exactly once in the table. Each batch of
 //! already-fetched records is decoded, validated and inserted with one statement; the insert
-//! skips records whose `topic:partition:offset` key is already present, so redelivery after a
-//! crash or rebalance never duplicates a row. Offsets are stored by the shared loop only after
+//! skips records whose event key ([`event_key`]) is already present, so redelivery after a crash
+//! or rebalance, a second group reading the topic, or a mirrored or recreated topic never
+//! duplicates (nor silently drops) a row. Offsets are stored by the shared loop only after
 //! the statement committed.
 //!
 //! Failures: undecodable or invalid records are permanent (dead-lettered with their original
@@ -17,6 +18,23 @@ use substrate::kafka::{BatchHandler, HandlerError, InboundMessage};
 
 use crate::notification::Notification;
 use crate::store::{StoreError, insert_batch};
+
+/// The idempotency key of a message event: its producer-given identity (`ce_id`, set by the
+/// gateway on every event) when it has one. A record without one (from a producer that sets no
+/// identity, such as the Go gateway during a cut-over) is identified by its content, a digest of
+/// the exact value bytes, which carry the sender, the gateway's timestamp and the text: the same
+/// event read twice gives the same key, two different events never do. The record's position
+/// (`topic:partition:offset`) is not an identity: a recreated topic starts its offsets again and
+/// new events would collide with old rows and be dropped.
+pub fn event_key(message: &InboundMessage, payload: &[u8]) -> String {
+    match message.event_id() {
+        Some(id) => format!("user.message:{id}"),
+        None => format!(
+            "user.message:content:{}",
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, payload)
+        ),
+    }
+}
 
 /// The batch handler.
 #[derive(Debug, Clone)]
@@ -50,7 +68,7 @@ impl NotificationWriter {
             Err(error) => return Prepared::Invalid(HandlerError::permanent(error)),
         };
         let event: Value = decoded.to_json();
-        match Notification::from_event(&event, message.record_id()) {
+        match Notification::from_event(&event, event_key(message, payload)) {
             Ok(row) => Prepared::Row(row),
             Err(error) => Prepared::Invalid(HandlerError::permanent(error)),
         }

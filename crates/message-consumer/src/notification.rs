@@ -29,7 +29,7 @@ pub struct Notification {
     pub visibility: String,
     /// Recipient of a direct message.
     pub recipient_id: Option<String>,
-    /// The Kafka record's identity, so a redelivery inserts nothing.
+    /// The event's identity (see [`crate::handler::event_key`]), so a redelivery inserts nothing.
     pub idempotency_key: String,
 }
 
@@ -41,8 +41,8 @@ fn string<'a>(event: &'a Value, field: &'static str) -> Result<&'a str, InvalidE
 }
 
 impl Notification {
-    /// Validates a decoded `UserMessageEvent`. `record_id` identifies the Kafka record.
-    pub fn from_event(event: &Value, record_id: String) -> Result<Self, InvalidEvent> {
+    /// Validates a decoded `UserMessageEvent`. `event_key` identifies the event.
+    pub fn from_event(event: &Value, event_key: String) -> Result<Self, InvalidEvent> {
         let user_id = string(event, "user_id")?;
         if user_id.is_empty() {
             return Err(InvalidEvent::Field("user_id"));
@@ -68,7 +68,7 @@ impl Notification {
             event_time: event_time.to_owned(),
             visibility: visibility.to_owned(),
             recipient_id,
-            idempotency_key: record_id,
+            idempotency_key: event_key,
         })
     }
 }

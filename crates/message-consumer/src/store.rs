@@ -17,27 +17,11 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        if is_transient(&error) {
-            Self::Transient(error)
-        } else {
+        if substrate::postgres::is_permanent(&error) {
             Self::Rejected(error)
+        } else {
+            Self::Transient(error)
         }
-    }
-}
-
-/// Only data errors are permanent: SQLSTATE class 22 (data exception) and 23 (integrity
-/// constraint violation) say this row can never be written. Everything else (connection
-/// failures, a database refusing connections, missing privileges or objects after a bad
-/// deploy) is retried: dead-lettering good messages because of an outage would lose them.
-fn is_transient(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(db) => !db
-            .code()
-            .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
-        sqlx::Error::ColumnDecode { .. }
-        | sqlx::Error::Encode(_)
-        | sqlx::Error::TypeNotFound { .. } => false,
-        _ => true,
     }
 }
 

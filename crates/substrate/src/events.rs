@@ -3,6 +3,11 @@
 //! [`EventSink`] is the narrow edge services put in front of "encode with the topic's latest
 //! schema, produce, wait for the ack"; [`AvroEventSink`] is the real implementation and counts
 //! outcomes in `kafka.producer.messages.total{topic,status}` on the service's meter.
+//!
+//! Every event gets an identity of its own, a fresh UUID in the [`EVENT_ID_HEADER`] record header
+//! (the CloudEvents Kafka binding's name for it). Consumers key idempotent effects on it: unlike
+//! the record's topic, partition and offset it stays the same when a topic is mirrored or
+//! recreated. It is a header, not a field, so the Avro contracts stay exactly as specified.
 
 use std::sync::Arc;
 
@@ -13,6 +18,9 @@ use serde_json::Value;
 
 use crate::avro::{AvroCodec, CodecError, RegistryError};
 use crate::kafka::{EventPublisher, OutboundRecord, PublishError};
+
+/// The record header carrying an event's identity (`ce_id`, as in the CloudEvents Kafka binding).
+pub const EVENT_ID_HEADER: &str = "ce_id";
 
 /// Why an event was not accepted by the broker.
 #[derive(Debug, thiserror::Error)]
@@ -83,8 +91,15 @@ impl EventSink for AvroEventSink {
                         }
                         error => SinkError::Schema(error.to_string()),
                     })?;
+            let record = OutboundRecord {
+                headers: vec![(
+                    EVENT_ID_HEADER.to_owned(),
+                    uuid::Uuid::new_v4().to_string().into_bytes(),
+                )],
+                ..OutboundRecord::new(topic, bytes)
+            };
             self.publisher
-                .publish(OutboundRecord::new(topic, bytes))
+                .publish(record)
                 .await
                 .map_err(|error| match error {
                     PublishError::Unavailable(e) => {

@@ -1,4 +1,4 @@
-//! Postgres connection settings.
+//! Postgres connection settings, and how a failed statement is classified.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -54,5 +54,22 @@ impl PostgresSettings {
             .max_connections(self.max_connections)
             .acquire_timeout(Duration::from_millis(self.acquire_timeout_ms))
             .connect_lazy_with(self.connect_options()?))
+    }
+}
+
+/// Whether a failed statement can never succeed for the same data. Only data errors are:
+/// SQLSTATE class 22 (data exception) and 23 (integrity constraint violation), and values that
+/// cannot be encoded or decoded. Everything else (connection failures, a database refusing
+/// connections or shutting down, missing privileges or objects after a bad deploy, statement
+/// timeouts) is retried: giving up on good records because of an outage would lose them.
+pub fn is_permanent(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Encode(_)
+        | sqlx::Error::TypeNotFound { .. } => true,
+        _ => false,
     }
 }

@@ -126,19 +126,48 @@ pub enum ObjectError {
     /// The source object of a move does not exist (and the destination does not either).
     #[error("object not found: {0}")]
     NotFound(String),
-    /// Anything else (network, permissions, server errors); retrying may help.
+    /// The store is unreachable, slow or failing on its side (connection errors, timeouts,
+    /// 5xx, throttling); retrying later may work.
     #[error("object store: {0}")]
     Failed(String),
+    /// The store refused the request itself (access denied, a missing bucket, an invalid key)
+    /// or the request could not be made (a presign setting out of range): the same request
+    /// will be refused again, so retrying only holds up everything behind it.
+    #[error("object store refused the request: {0}")]
+    Refused(String),
 }
 
+impl ObjectError {
+    /// Whether retrying the same request cannot help.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Refused(_))
+    }
+}
+
+/// Classifies an SDK failure: the store's 4xx answers are refusals except the ones that mean
+/// "try again" (408 timeout, 429 and 503 slow down); a request that could not even be built is
+/// refused too. Everything else (connect, timeout, 5xx, unreadable answers) may pass.
 fn failed<E: std::error::Error + Send + Sync + 'static>(
     error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> ObjectError {
-    ObjectError::Failed(DisplayErrorContext(error).to_string())
+    let refused = match &error {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            (400..500).contains(&status) && !matches!(status, 408 | 429)
+        }
+        SdkError::ConstructionFailure(_) => true,
+        _ => false,
+    };
+    let text = DisplayErrorContext(error).to_string();
+    if refused {
+        ObjectError::Refused(text)
+    } else {
+        ObjectError::Failed(text)
+    }
 }
 
 fn presigning(expires_in: Duration) -> Result<PresigningConfig, ObjectError> {
-    PresigningConfig::expires_in(expires_in).map_err(|e| ObjectError::Failed(e.to_string()))
+    PresigningConfig::expires_in(expires_in).map_err(|e| ObjectError::Refused(e.to_string()))
 }
 
 /// Characters escaped in the `x-amz-copy-source` header: everything but unreserved and `/`.

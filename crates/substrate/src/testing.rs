@@ -129,6 +129,43 @@ impl TestStack {
         }
     }
 
+    /// Deletes `topic` and creates it again, empty (its offsets start from 0 again). The broker
+    /// finishes a deletion in the background, so creation is retried until it is accepted.
+    pub async fn recreate_topic(&self, topic: &str) {
+        let admin: AdminClient<DefaultClientContext> = self
+            .kafka
+            .producer_config()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .create()
+            .unwrap_or_else(|e| panic!("admin client: {e}"));
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let deleted = admin
+            .delete_topics(&[topic], &options)
+            .await
+            .unwrap_or_else(|e| panic!("delete {topic}: {e}"));
+        if let Some(Err((_, code))) = deleted.into_iter().next() {
+            panic!("delete {topic}: {code}");
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let created = admin
+                .create_topics(
+                    &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+                    &options,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("create {topic}: {e}"));
+            match created.into_iter().next() {
+                Some(Err((_, code))) if Instant::now() < deadline => {
+                    tracing::debug!(%code, topic, "topic not created yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Some(Err((_, code))) => panic!("create {topic}: {code}"),
+                _ => return,
+            }
+        }
+    }
+
     /// Commits `next` (the offset of the next record to read) for `group` on partition 0 of
     /// `topic` from outside the group, the way another client of it (the Go service a cut-over
     /// replaces) leaves it behind. The group must have no running member.

@@ -73,22 +73,35 @@ async fn each_route_lands_confluent_framed_on_its_topic_with_server_set_identity
     assert_eq!(status, 202, "{delete}");
 
     // Assert: every record is on its own topic, framed, decodable, with the expected fields.
+    let ids: std::sync::Mutex<std::collections::HashSet<Option<String>>> = Default::default();
+    let ids = &ids;
     let one = |contract: &'static str| {
         let env = &env;
         async move {
             let mut records = env.read_decoded(contract, 1).await;
             assert_eq!(records.len(), 1, "{contract}");
             let (message, schema_id, value) = records.remove(0);
-            let payload = message.payload.unwrap_or_default();
+            let payload = message.payload.clone().unwrap_or_default();
             assert_eq!(payload[0], 0, "{contract}: magic byte");
             assert_eq!(
                 u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]),
                 schema_id
             );
-            assert!(
-                message.key.is_none() && message.headers.is_empty(),
-                "{contract}: keyless, no headers"
+            assert!(message.key.is_none(), "{contract}: keyless");
+            // One header, the event's own identity (what consumers key idempotent effects on).
+            assert_eq!(
+                message.headers.len(),
+                1,
+                "{contract}: {:?}",
+                message.headers
             );
+            let id = message.event_id().map(str::to_owned);
+            assert!(
+                id.as_deref()
+                    .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()),
+                "{contract}: ce_id {id:?}"
+            );
+            ids.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
             value
         }
     };
@@ -114,6 +127,11 @@ async fn each_route_lands_confluent_framed_on_its_topic_with_server_set_identity
         assert_eq!(event["request_id"], reply["request_id"], "{contract}");
         assert_eq!(event["file_path"], "files/victim/x/a.jpg", "{contract}");
     }
+    assert_eq!(
+        ids.lock().unwrap_or_else(|p| p.into_inner()).len(),
+        7,
+        "every event has an identity of its own"
+    );
 }
 
 /// Serves a JWKS document that the test can swap (key rotation).

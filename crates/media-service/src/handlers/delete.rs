@@ -12,7 +12,7 @@
 use serde_json::json;
 use substrate::kafka::HandlerError;
 
-use super::{Deps, PathIntent};
+use super::{Deps, PathIntent, db_failure};
 use crate::edges::FileRow;
 use crate::fields::{self, Fields};
 
@@ -109,7 +109,7 @@ async fn owned_row(
             .files
             .lookup(user_id, file_path)
             .await
-            .map_err(HandlerError::retryable)?
+            .map_err(db_failure)?
         else {
             return Ok(None);
         };
@@ -118,7 +118,7 @@ async fn owned_row(
                 .files
                 .soft_delete(user_id, file_path, request_id)
                 .await
-                .map_err(HandlerError::retryable)?
+                .map_err(db_failure)?
             {
                 return Ok(Some(row));
             }

@@ -3,9 +3,11 @@
 //! after it.
 //!
 //! Backoff without blocking other sagas: retry number n is due at `failure + base × 2ⁿ`
-//! (capped). This handler runs in its own consumer group on the retry topic only, and waits
-//! until the record is due before acting, so waiting holds back only later retries, never
-//! uploads, downloads or deletes. Shutdown interrupts the wait; the record is then redelivered.
+//! (capped). This handler runs in its own consumer group on the retry topic only; a record
+//! that is not due yet is handed back to the loop as [`HandlerError::Deferred`], which waits
+//! (polling, partition paused) and offers it again, so waiting holds back only later retries,
+//! never uploads, downloads or deletes. Shutdown interrupts the wait; the record is then
+//! redelivered.
 
 use std::time::Duration;
 
@@ -58,11 +60,12 @@ pub async fn handle_at(
     });
     let wait = delay(deps, retry_count);
     let due = failed_at + chrono::Duration::from_std(wait).unwrap_or_default();
-    if let Ok(remaining) = (due - Utc::now()).to_std() {
-        tokio::select! {
-            () = deps.shutdown.cancelled() => return Err(HandlerError::retryable("shutting down before the retry was due")),
-            () = tokio::time::sleep(remaining) => {}
-        }
+    if let Ok(remaining) = (due - Utc::now()).to_std()
+        && !remaining.is_zero()
+    {
+        // The loop waits with the partition paused and keeps polling, so a long delay neither
+        // blocks this task nor costs the group membership.
+        return Err(HandlerError::Deferred(remaining));
     }
 
     let Err(error) = deps.storage.remove(file_path).await else {

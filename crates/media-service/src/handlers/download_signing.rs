@@ -5,7 +5,7 @@
 use serde_json::json;
 use substrate::kafka::HandlerError;
 
-use super::{Deps, PathIntent};
+use super::{Deps, PathIntent, db_failure};
 use crate::fields::{self, Fields};
 
 /// Handles one download intent.
@@ -31,7 +31,7 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
         .files
         .lookup(user_id, file_path)
         .await
-        .map_err(HandlerError::retryable)?;
+        .map_err(db_failure)?;
     if row.is_none_or(|row| row.status != "active") {
         return deps
             .reject(

@@ -4,7 +4,7 @@
 
 use substrate::kafka::HandlerError;
 
-use super::Deps;
+use super::{Deps, storage_failure};
 use crate::fields::{self, Fields};
 
 /// Handles one expiry.
@@ -25,5 +25,5 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
     deps.storage
         .remove(file_path)
         .await
-        .map_err(HandlerError::retryable)
+        .map_err(storage_failure)
 }

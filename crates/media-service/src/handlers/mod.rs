@@ -5,10 +5,15 @@
 //! returned `Ok`). Every effect is idempotent under redelivery: upload keys derive from the
 //! `request_id`, soft deletes remember the request that made them, moves tolerate an
 //! already-moved object, removals of missing keys succeed; and outcomes published before a
-//! restart or cut-over for records delivered again are not published twice ([`Announced`]). Failure classes: dependency outages
-//! (database, object store, broker, registry) are retryable and never advance the offset;
-//! invalid events produce the saga's rejection event when it has one and the user can be
-//! addressed, otherwise they are dead-lettered.
+//! restart or cut-over for records delivered again are not published twice ([`Announced`]).
+//!
+//! Failure classes, decided per error ([`storage_failure`], [`db_failure`]): dependency outages
+//! (database, object store, broker, registry unreachable, timing out or failing on their side)
+//! are retryable and never advance the offset, within the loop's retry budget; refusals that
+//! no retry can change (access denied, a missing bucket, a presign setting out of range, a
+//! constraint violation) are permanent and dead-lettered at once, so they hold up nothing
+//! behind them; invalid events produce the saga's rejection event when it has one and the user
+//! can be addressed, otherwise they are dead-lettered.
 
 pub mod delete;
 pub mod delete_retry;
@@ -23,12 +28,31 @@ use std::time::Duration;
 use serde_json::Value;
 use substrate::avro::AvroCodec;
 use substrate::kafka::{HandlerError, InboundMessage, MessageHandler};
-use tokio_util::sync::CancellationToken;
 
 use crate::announced::Announced;
 use crate::configuration::{MediaSettings, Topics};
-use crate::edges::{EventSink, MediaFiles, ObjectStore, SinkError};
+use crate::edges::{DbError, EventSink, MediaFiles, ObjectStore, SinkError, StorageError};
 use crate::fields::Fields;
+
+/// An object-store failure as the loop should treat it: a refusal is permanent, anything else
+/// retryable.
+pub fn storage_failure(error: StorageError) -> HandlerError {
+    if error.is_permanent() {
+        HandlerError::permanent(error)
+    } else {
+        HandlerError::retryable(error)
+    }
+}
+
+/// A database failure as the loop should treat it: a refused statement is permanent, an outage
+/// retryable.
+pub fn db_failure(error: DbError) -> HandlerError {
+    if error.permanent {
+        HandlerError::permanent(error)
+    } else {
+        HandlerError::retryable(error)
+    }
+}
 
 /// What handlers work with.
 #[derive(Debug, Clone)]
@@ -43,8 +67,6 @@ pub struct Deps {
     pub topics: Arc<Topics>,
     /// Expiries and retry policy.
     pub media: Arc<MediaSettings>,
-    /// Cancelled on shutdown (interrupts a delete retry that is waiting for its due time).
-    pub shutdown: CancellationToken,
     /// Outcomes published before this start for intents the saga consumer receives again.
     pub announced: Arc<Announced>,
 }

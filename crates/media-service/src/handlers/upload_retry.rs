@@ -4,7 +4,7 @@
 use serde_json::json;
 use substrate::kafka::HandlerError;
 
-use super::Deps;
+use super::{Deps, storage_failure};
 use crate::edges::StorageError;
 use crate::fields::{self, Fields};
 
@@ -36,7 +36,7 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
                 "{file_path} is gone and {permanent_path} does not exist"
             )));
         }
-        Err(error) => return Err(HandlerError::retryable(error)),
+        Err(error) => return Err(storage_failure(error)),
     }
     deps.emit(
         &deps.topics.upload_received,

@@ -9,7 +9,7 @@
 use serde_json::json;
 use substrate::kafka::HandlerError;
 
-use super::Deps;
+use super::{Deps, storage_failure};
 use crate::fields::{self, Fields};
 
 /// Namespace of the request-derived upload ids (a fixed, random UUID).
@@ -58,13 +58,14 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
         return Ok(());
     }
     let key = upload_key(user_id, request_id, file_name);
-    // Presigning is local; a failure means broken configuration, which a retry after a fix
-    // (or restart) resolves without losing the approval.
+    // Presigning is local: a failure is a setting out of range, which no retry fixes. The
+    // approval is dead-lettered (not lost: it can be sent again once the setting is fixed)
+    // instead of holding up every approval behind it.
     let upload_url = deps
         .storage
         .presign_put(&key, media_type, deps.upload_expiry())
         .await
-        .map_err(HandlerError::retryable)?;
+        .map_err(storage_failure)?;
     deps.emit(
         &deps.topics.upload_signed,
         json!({

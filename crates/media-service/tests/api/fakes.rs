@@ -12,7 +12,6 @@ use media_service::edges::{
 };
 use media_service::handlers::Deps;
 use serde_json::{Map, Value};
-use tokio_util::sync::CancellationToken;
 
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -56,6 +55,8 @@ pub struct FakeStorage {
     pub moved: Mutex<Vec<(String, String)>>,
     pub fail_presign: Mutex<bool>,
     pub fail_remove: Mutex<bool>,
+    /// Removals are refused for good (403), not failing for a while.
+    pub refuse_remove: Mutex<bool>,
     pub move_result: Mutex<Option<StorageError>>,
     pub log: OpLog,
 }
@@ -68,8 +69,9 @@ impl ObjectStore for FakeStorage {
         content_type: &str,
         expires_in: Duration,
     ) -> Result<String, StorageError> {
+        // Presigning is local: it only fails on a setting out of range, for good.
         if *lock(&self.fail_presign) {
-            return Err(StorageError::Failed("signing failed".into()));
+            return Err(StorageError::Refused("expiry out of range".into()));
         }
         lock(&self.presigned).push((
             "PUT".into(),
@@ -81,7 +83,7 @@ impl ObjectStore for FakeStorage {
     }
     async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StorageError> {
         if *lock(&self.fail_presign) {
-            return Err(StorageError::Failed("signing failed".into()));
+            return Err(StorageError::Refused("expiry out of range".into()));
         }
         lock(&self.presigned).push(("GET".into(), key.into(), None, expires_in));
         Ok(format!("http://objects.test/media-uploads/{key}?sig=get"))
@@ -90,6 +92,9 @@ impl ObjectStore for FakeStorage {
         lock(&self.log).push(format!("remove {key}"));
         if *lock(&self.fail_remove) {
             return Err(StorageError::Failed("connection refused".into()));
+        }
+        if *lock(&self.refuse_remove) {
+            return Err(StorageError::Refused("AccessDenied (403)".into()));
         }
         lock(&self.removed).push(key.into());
         Ok(())
@@ -108,6 +113,8 @@ pub struct FakeFiles {
     pub rows: Mutex<HashMap<(String, String), FileRow>>,
     pub fail_lookup: Mutex<bool>,
     pub fail_soft_delete: Mutex<bool>,
+    /// The update violates a constraint (refused for good).
+    pub refuse_soft_delete: Mutex<bool>,
     pub lookups: Mutex<Vec<(String, String)>>,
     pub log: OpLog,
 }
@@ -137,7 +144,7 @@ impl MediaFiles for FakeFiles {
     async fn lookup(&self, user_id: &str, file_path: &str) -> Result<Option<FileRow>, DbError> {
         lock(&self.lookups).push((user_id.into(), file_path.into()));
         if *lock(&self.fail_lookup) {
-            return Err(DbError("connection refused".into()));
+            return Err(DbError::unavailable("connection refused"));
         }
         Ok(lock(&self.rows)
             .get(&(user_id.into(), file_path.into()))
@@ -150,7 +157,13 @@ impl MediaFiles for FakeFiles {
         request_id: &str,
     ) -> Result<bool, DbError> {
         if *lock(&self.fail_soft_delete) {
-            return Err(DbError("deadlock".into()));
+            return Err(DbError::unavailable("deadlock"));
+        }
+        if *lock(&self.refuse_soft_delete) {
+            return Err(DbError {
+                message: "violates check constraint".into(),
+                permanent: true,
+            });
         }
         lock(&self.log).push(format!("soft_delete {file_path}"));
         let mut rows = lock(&self.rows);
@@ -206,7 +219,6 @@ impl Kit {
             files: files.clone(),
             topics: Arc::new(Topics::default()),
             media: Arc::new(media),
-            shutdown: CancellationToken::new(),
             announced: Arc::new(announced),
         };
         Self {

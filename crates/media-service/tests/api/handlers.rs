@@ -2,6 +2,8 @@
 //! (errors classified instead of logged-and-committed, rejection events for invalid requests,
 //! idempotent keys and deletes, safe keys, growing delete-retry delays).
 
+use std::time::Duration;
+
 use media_service::announced::Announced;
 use media_service::configuration::MediaSettings;
 use media_service::edges::StorageError;
@@ -197,11 +199,13 @@ async fn upload_signing_validation() {
 }
 
 #[tokio::test]
-async fn upload_signing_failures_are_retryable_and_produce_nothing() {
+async fn upload_signing_failures_produce_nothing_and_only_outages_are_retried() {
+    // A presign refused by a bad setting can never succeed: dead-lettered, not retried with
+    // every approval behind it waiting.
     let kit = Kit::new();
     *lock(&kit.storage.fail_presign) = true;
     let result = upload_signing::handle(&kit.deps, &fields(approved())).await;
-    assert!(retryable(&result), "{result:?}");
+    assert!(permanent(&result), "{result:?}");
     assert!(kit.sink.events().is_empty());
 
     let kit = Kit::new();
@@ -772,8 +776,9 @@ async fn retry_delays_grow_with_the_count_and_a_retry_waits_until_due() {
         .collect();
     assert_eq!(delays, [1_000, 2_000, 4_000, 5_000, 5_000]);
 
-    // Failed just now with a 1 h base delay: not due. Shutdown interrupts the wait and the
-    // record is retried later; the object is not touched early.
+    // Failed just now with a 1 h base delay: not due. The handler does not wait itself (that
+    // would stop its loop from polling for an hour); it hands the record back with the time
+    // left, and the object is not touched early.
     let kit = Kit::with(MediaSettings {
         delete_retry_base_delay_ms: 3_600_000,
         delete_retry_max_delay_ms: 3_600_000,
@@ -781,9 +786,14 @@ async fn retry_delays_grow_with_the_count_and_a_retry_waits_until_due() {
     });
     let mut event = retry_event(json!(0));
     event["failed_at"] = json!(substrate::time::now_rfc3339());
-    kit.deps.shutdown.cancel();
     let result = delete_retry::handle(&kit.deps, &fields(event)).await;
-    assert!(retryable(&result), "{result:?}");
+    let Err(HandlerError::Deferred(left)) = result else {
+        panic!("not deferred: {result:?}")
+    };
+    assert!(
+        left > Duration::from_secs(3_500) && left <= Duration::from_secs(3_600),
+        "{left:?}"
+    );
     assert!(lock(&kit.storage.removed).is_empty() && lock(&kit.log).is_empty());
 }
 
@@ -895,4 +905,34 @@ async fn expired_uploads_are_removed_and_unusable_events_skipped() {
         expired_cleanup::handle(&kit.deps, &fields(json!({"file_path":"uploads/u/1/a.jpg"}))).await;
     assert!(retryable(&result), "an outage is retried, not ignored");
     assert_eq!(lock(&kit.log).len(), 1, "exactly one attempt per call");
+}
+
+#[tokio::test]
+async fn refusals_of_the_store_and_the_database_are_permanent_and_outages_retryable() {
+    // The store refuses a removal for good (access denied): the cleanup is dead-lettered.
+    let expired = json!({"user_id":"user-1","file_path":"uploads/user-1/abc/x.png","file_name":"x.png","file_size":1,"media_type":"image/png","request_id":"r","request_time":"t","expired_time":"t"});
+    let kit = Kit::new();
+    *lock(&kit.storage.refuse_remove) = true;
+    let result = expired_cleanup::handle(&kit.deps, &fields(expired.clone())).await;
+    assert!(permanent(&result), "{result:?}");
+    // ...while a store that is away is waited for.
+    let kit = Kit::new();
+    *lock(&kit.storage.fail_remove) = true;
+    let result = expired_cleanup::handle(&kit.deps, &fields(expired)).await;
+    assert!(retryable(&result), "{result:?}");
+
+    // A move the store refuses is permanent too.
+    let kit = Kit::new();
+    *lock(&kit.storage.move_result) = Some(StorageError::Refused("AccessDenied".into()));
+    let result = upload_retry::handle(&kit.deps, &fields(upload_retry_event())).await;
+    assert!(permanent(&result), "{result:?}");
+    assert!(kit.sink.events().is_empty());
+
+    // The database refusing the soft delete (a constraint) is permanent; nothing is announced.
+    let kit = Kit::new();
+    kit.files.insert("user-1", "files/user-1/abc/video.mp4", 5);
+    *lock(&kit.files.refuse_soft_delete) = true;
+    let result = delete::handle(&kit.deps, &fields(delete_intent("r1"))).await;
+    assert!(permanent(&result), "{result:?}");
+    assert!(kit.sink.events().is_empty() && lock(&kit.storage.removed).is_empty());
 }

@@ -13,6 +13,7 @@ use media_service::startup::Application;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use substrate::avro::{AvroCodec, SchemaRegistry};
+use substrate::kafka::consume::dlq_headers;
 use substrate::kafka::{EventPublisher, InboundMessage, KafkaPublisher, OutboundRecord};
 use substrate::s3::S3Settings;
 use substrate::testing::{TestDatabase, TestStack, eventually, unique};
@@ -672,4 +673,38 @@ async fn a_saga_stuck_on_one_topic_does_not_hold_up_the_others() {
     assert_eq!(deleted.len(), 1, "the stuck delete never completed");
     assert_eq!(deleted[0].1["file_path"], path);
     f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_the_store_refuses_for_good_is_dead_lettered_instead_of_retried_for_ever() {
+    // Arrange: the service holds credentials the store does not accept (a rotated key), so
+    // every removal is answered 403 Access Denied, which no retry can change.
+    let mut f = Fixture::prepare(1_000).await;
+    f.settings.s3.secret_key = SecretString::from("not-the-store-password");
+    f.settings.consumer.retry_budget_ms = 0;
+    f.launch().await;
+    let staged = "uploads/owner/refused/x.png";
+
+    // Act: an expired upload whose staged object must be removed.
+    f.produce(&f.topics.expired, json!({"user_id":"owner","file_path":staged,"file_name":"x.png","file_size":1,"media_type":"image/png","request_id":"req-refused","request_time":"t","expired_time":"t"})).await;
+    let dead = f
+        .stack
+        .read_topic(&f.settings.consumer.dead_letter_topic, 1, WAIT)
+        .await;
+    let expired_topic = f.topics.expired.clone();
+    f.stop().await;
+
+    // Assert: recorded with the store's refusal (with unlimited retries, only classifying the
+    // refusal as permanent gets it here), the record's bytes kept for a resend.
+    assert_eq!(dead.len(), 1, "the refused removal was retried instead");
+    let header = |name: &str| {
+        dead[0]
+            .header(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(header(dlq_headers::SOURCE_TOPIC), expired_topic);
+    let reason = header(dlq_headers::ERROR);
+    assert!(reason.contains("refused"), "{reason}");
+    assert!(dead[0].payload.as_ref().is_some_and(|p| !p.is_empty()));
 }

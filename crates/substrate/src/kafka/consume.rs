@@ -8,10 +8,21 @@
 //! Failure classes:
 //! - [`HandlerError::Retryable`] (database, object store or broker outage): the loop backs off
 //!   exponentially (capped) and retries the same message; the offset does not move and nothing
-//!   after it is processed, which keeps per-partition order.
-//! - [`HandlerError::Permanent`] (undecodable bytes, invalid fields): the original key, value and
-//!   headers go to the dead-letter topic with `dlq.*` headers describing the failure, then the
-//!   offset is stored and the loop moves on. A poison message can never stall or crash the loop.
+//!   after it is processed, which keeps per-partition order. Retrying is bounded by
+//!   [`ConsumeSettings::retry_budget_ms`]: a message that still fails after that long is
+//!   dead-lettered with the last error, so one record can never hold its partition forever.
+//! - [`HandlerError::Permanent`] (undecodable bytes, invalid fields, a request the dependency
+//!   refuses for good): the original key, value and headers go to the dead-letter topic with
+//!   `dlq.*` headers describing the failure, then the offset is stored and the loop moves on. A
+//!   poison message can never stall or crash the loop.
+//! - [`HandlerError::Deferred`]: the message is not due yet (a scheduled retry); the loop waits
+//!   the given time without counting it as a failure.
+//!
+//! Waiting never costs the group membership: while it backs off or waits for a due time, the
+//! loop pauses its partitions and keeps polling, so the member keeps answering the group (a
+//! consumer that stops polling for `max.poll.interval.ms` is evicted, and its replicas churn in
+//! rebalances). Records that arrive meanwhile (a rebalance assigned a partition) are kept and
+//! processed after the current batch.
 //!
 //! Ordering caveat: messages are processed sequentially in fetch order by one task; batching
 //! only groups messages that were already fetched, it never reorders them.
@@ -19,8 +30,9 @@
 //! On shutdown the loop stops fetching, lets the in-flight batch finish (or abandons a retry
 //! without storing its offset), commits stored offsets synchronously and returns.
 
+use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -28,11 +40,12 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{EventPublisher, KafkaSettings, LoggingContext, OutboundRecord};
+use super::{EventPublisher, KafkaSettings, LoggingContext, OutboundRecord, PublishError};
 use crate::BoxError;
 use crate::config::ConfigError;
 
@@ -56,10 +69,22 @@ pub struct InboundMessage {
 }
 
 impl InboundMessage {
-    /// A stable identifier of this record (`topic:partition:offset`): the same on every
-    /// redelivery, so it works as an idempotency key for effects that have no event id.
-    pub fn record_id(&self) -> String {
-        format!("{}:{}:{}", self.topic, self.partition, self.offset)
+    /// The value of the first header named `name`, if it has one.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .and_then(|(_, value)| value.as_deref())
+    }
+
+    /// The event's own identity: the `ce_id` header the platform's producers set (a UUID per
+    /// event, [`crate::events::EVENT_ID_HEADER`]), when present and sane. Unlike the record's
+    /// position it survives a topic being recreated or mirrored, so it is the idempotency key
+    /// for effects of events.
+    pub fn event_id(&self) -> Option<&str> {
+        self.header(crate::events::EVENT_ID_HEADER)
+            .and_then(|value| std::str::from_utf8(value).ok())
+            .filter(|id| !id.is_empty() && id.len() <= 128 && !id.contains(char::is_control))
     }
 
     fn from_borrowed(message: &BorrowedMessage<'_>) -> Self {
@@ -95,9 +120,12 @@ pub enum HandlerError {
     /// A dependency is unavailable; retry the same message later without moving the offset.
     #[error("retryable failure: {0}")]
     Retryable(BoxError),
-    /// The message itself is bad; dead-letter it and move on.
+    /// The message itself is bad, or the effect is refused for good; dead-letter it and move on.
     #[error("permanent failure: {0}")]
     Permanent(BoxError),
+    /// The message is not due yet; handle it again after this long (not a failure).
+    #[error("not due for another {0:?}")]
+    Deferred(Duration),
 }
 
 impl HandlerError {
@@ -124,8 +152,9 @@ pub trait MessageHandler: Send + Sync {
 /// Processes messages in groups (e.g. one database transaction per batch).
 pub trait BatchHandler: Send + Sync {
     /// Returns one result per message, in order, for a prefix of `batch`. Processing is taken to
-    /// have stopped at the first [`HandlerError::Retryable`] (results after it are ignored); a
-    /// result vector shorter than the batch means the rest was not attempted.
+    /// have stopped at the first [`HandlerError::Retryable`] or [`HandlerError::Deferred`]
+    /// (results after it are ignored); a result vector shorter than the batch means the rest was
+    /// not attempted.
     fn handle_batch(
         &self,
         batch: &[InboundMessage],
@@ -141,7 +170,10 @@ impl<H: MessageHandler> BatchHandler for PerMessage<H> {
         let mut results = Vec::with_capacity(batch.len());
         for message in batch {
             let result = self.0.handle(message).await;
-            let stop = matches!(result, Err(HandlerError::Retryable(_)));
+            let stop = matches!(
+                result,
+                Err(HandlerError::Retryable(_) | HandlerError::Deferred(_))
+            );
             results.push(result);
             if stop {
                 break;
@@ -168,6 +200,11 @@ pub struct ConsumeSettings {
     pub retry_initial_backoff_ms: u64,
     /// Cap of the exponential retry delay, in milliseconds.
     pub retry_max_backoff_ms: u64,
+    /// How long one message may keep failing with retryable errors before it is dead-lettered
+    /// (milliseconds since its first failure; 0 retries for ever). Long enough to ride out a
+    /// dependency's restart, short enough that a record that can never succeed does not hold
+    /// its partition for good.
+    pub retry_budget_ms: u64,
     /// Where the group starts on a partition it has no committed offset for. `earliest` for
     /// the groups the original services had (a new deployment processes every record; a
     /// cut-over keeps the Go fleet's committed offsets), `latest` for groups the Rust services
@@ -203,6 +240,7 @@ impl Default for ConsumeSettings {
             max_batch: 256,
             retry_initial_backoff_ms: 200,
             retry_max_backoff_ms: 30_000,
+            retry_budget_ms: 900_000,
             start_at: StartAt::Earliest,
         }
     }
@@ -269,7 +307,7 @@ impl LoopMetrics {
                 .build(),
             errors: meter
                 .u64_counter("kafka.consumer.errors.total")
-                .with_description("Handler failures by kind: retryable, permanent, poll")
+                .with_description("Handler failures by kind: retryable, permanent, retries_exhausted, dead_letter_publish, poll")
                 .build(),
             duration: meter
                 .f64_histogram("kafka.consumer.processing.duration")
@@ -330,6 +368,7 @@ pub async fn run_consumer<H: BatchHandler>(
         dead_letters,
         metrics: LoopMetrics::new(meter),
         shutdown: shutdown.clone(),
+        held: Mutex::default(),
     };
     worker.run().await;
     drop(worker);
@@ -366,6 +405,9 @@ struct Worker<'a, H> {
     dead_letters: Arc<dyn EventPublisher>,
     metrics: LoopMetrics,
     shutdown: CancellationToken,
+    /// Records fetched while the loop was waiting with its partitions paused (a rebalance can
+    /// assign new ones meanwhile); processed, in order, before anything else is fetched.
+    held: Mutex<VecDeque<InboundMessage>>,
 }
 
 /// Whether the loop should keep going.
@@ -374,34 +416,45 @@ enum Flow {
     Stop,
 }
 
+/// Where one message stands in its retries.
+struct Retrying {
+    offset: i64,
+    partition: i32,
+    attempts: u32,
+    since: Instant,
+}
+
 impl<H: BatchHandler> Worker<'_, H> {
     async fn run(&self) {
         let mut batch = Vec::with_capacity(self.settings.max_batch);
         let mut poll_failures = 0u32;
         loop {
-            let first = tokio::select! {
-                biased;
-                () = self.shutdown.cancelled() => return,
-                received = self.consumer.recv() => received,
-            };
-            match first {
-                Ok(message) => {
-                    poll_failures = 0;
-                    batch.push(InboundMessage::from_borrowed(&message));
-                }
-                Err(error) => {
-                    // Nothing was fetched, so nothing can be skipped: just wait and poll again.
-                    poll_failures += 1;
-                    self.metrics.error("", "poll");
-                    tracing::warn!(%error, "poll failed");
-                    if self
-                        .sleep(self.settings.backoff(poll_failures))
-                        .await
-                        .is_stop()
-                    {
-                        return;
+            self.take_held(&mut batch);
+            if batch.is_empty() {
+                let first = tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => return,
+                    received = self.consumer.recv() => received,
+                };
+                match first {
+                    Ok(message) => {
+                        poll_failures = 0;
+                        batch.push(InboundMessage::from_borrowed(&message));
                     }
-                    continue;
+                    Err(error) => {
+                        // Nothing was fetched, so nothing can be skipped: just wait and poll again.
+                        poll_failures += 1;
+                        self.metrics.error("", "poll");
+                        tracing::warn!(%error, "poll failed");
+                        if self
+                            .sleep(self.settings.backoff(poll_failures))
+                            .await
+                            .is_stop()
+                        {
+                            return;
+                        }
+                        continue;
+                    }
                 }
             }
             // Group what is already buffered locally, without waiting for more.
@@ -423,30 +476,92 @@ impl<H: BatchHandler> Worker<'_, H> {
         }
     }
 
+    fn take_held(&self, batch: &mut Vec<InboundMessage>) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let take = held.len().min(self.settings.max_batch);
+        batch.extend(held.drain(..take));
+    }
+
     async fn process(&self, batch: &[InboundMessage]) -> Flow {
         let started = Instant::now();
         let mut done = 0usize;
-        let mut attempt = 0u32;
+        let mut retrying: Option<Retrying> = None;
         while done < batch.len() {
             let pending = &batch[done..];
             let results = self.handler.handle_batch(pending).await;
             let mut progressed = 0usize;
-            let mut retry_reason = None;
+            let mut wait = None;
             for (message, result) in pending.iter().zip(results) {
-                match result {
-                    Ok(()) => self.metrics.outcome(&message.topic, "success"),
+                let outcome = match result {
+                    Ok(()) => {
+                        self.metrics.outcome(&message.topic, "success");
+                        None
+                    }
                     Err(HandlerError::Permanent(error)) => {
                         self.metrics.error(&message.topic, "permanent");
-                        if self.dead_letter(message, &*error).await.is_stop() {
-                            return Flow::Stop;
-                        }
-                        self.metrics.outcome(&message.topic, "dead_lettered");
+                        Some(crate::telemetry::cause_chain(&*error))
                     }
                     Err(HandlerError::Retryable(error)) => {
                         self.metrics.error(&message.topic, "retryable");
-                        retry_reason = Some(error.to_string());
+                        let entry = match retrying.take() {
+                            Some(entry)
+                                if entry.offset == message.offset
+                                    && entry.partition == message.partition =>
+                            {
+                                entry
+                            }
+                            _ => Retrying {
+                                offset: message.offset,
+                                partition: message.partition,
+                                attempts: 0,
+                                since: Instant::now(),
+                            },
+                        };
+                        let budget = self.settings.retry_budget_ms;
+                        let spent = entry.since.elapsed();
+                        if budget > 0 && spent >= Duration::from_millis(budget) {
+                            // Out of budget: record it for good instead of holding the partition.
+                            self.metrics.error(&message.topic, "retries_exhausted");
+                            Some(format!(
+                                "retries exhausted after {} attempts over {} s: {}",
+                                entry.attempts + 1,
+                                spent.as_secs(),
+                                crate::telemetry::cause_chain(&*error)
+                            ))
+                        } else {
+                            let attempts = entry.attempts + 1;
+                            let delay = self.settings.backoff(attempts);
+                            tracing::warn!(
+                                topic = %message.topic,
+                                partition = message.partition,
+                                offset = message.offset,
+                                attempt = attempts,
+                                delay_ms = delay.as_millis() as u64,
+                                error = %crate::telemetry::cause_chain(&*error),
+                                "retryable failure; offset not advanced, retrying after backoff"
+                            );
+                            retrying = Some(Retrying { attempts, ..entry });
+                            wait = Some(delay);
+                            break;
+                        }
+                    }
+                    Err(HandlerError::Deferred(delay)) => {
+                        tracing::debug!(
+                            topic = %message.topic,
+                            partition = message.partition,
+                            offset = message.offset,
+                            delay_ms = delay.as_millis() as u64,
+                            "not due yet; waiting"
+                        );
+                        wait = Some(delay);
                         break;
                     }
+                };
+                if let Some(reason) = outcome {
+                    if self.dead_letter(message, &reason).await.is_stop() {
+                        return Flow::Stop;
+                    }
+                    self.metrics.outcome(&message.topic, "dead_lettered");
                 }
                 self.store(message);
                 progressed += 1;
@@ -455,19 +570,10 @@ impl<H: BatchHandler> Worker<'_, H> {
             if done == batch.len() {
                 break;
             }
-            attempt = if progressed > 0 { 1 } else { attempt + 1 };
-            let delay = self.settings.backoff(attempt);
-            let message = &batch[done];
-            tracing::warn!(
-                topic = %message.topic,
-                partition = message.partition,
-                offset = message.offset,
-                attempt,
-                delay_ms = delay.as_millis() as u64,
-                error = retry_reason.as_deref().unwrap_or("handler stopped early"),
-                "retryable failure; offset not advanced, retrying after backoff"
-            );
-            if self.sleep(delay).await.is_stop() {
+            // A handler that returns fewer results than messages without saying why is
+            // treated like a retryable failure of the next one.
+            let delay = wait.unwrap_or_else(|| self.settings.backoff(1));
+            if self.wait_paused(delay).await.is_stop() {
                 // Abandon the retry: its offset stays unstored, so it is redelivered later.
                 return Flow::Stop;
             }
@@ -481,35 +587,43 @@ impl<H: BatchHandler> Worker<'_, H> {
         Flow::Continue
     }
 
-    /// Publishes the message to the dead-letter topic, retrying until the broker takes it: a
-    /// message may only be skipped once it is safely recorded somewhere.
-    async fn dead_letter(
-        &self,
-        message: &InboundMessage,
-        error: &(dyn std::error::Error + Send + Sync),
-    ) -> Flow {
-        let record = dead_letter_record(
+    /// Publishes the message to the dead-letter topic; a message may only be skipped once it is
+    /// safely recorded somewhere. A broker outage is waited out (paused, still polling). A copy
+    /// the broker refuses for good (too large for the dead-letter topic) is replaced by one
+    /// without the value, whose headers still point at the original (topic, partition,
+    /// offset) for as long as the source topic retains it.
+    async fn dead_letter(&self, message: &InboundMessage, reason: &str) -> Flow {
+        let mut record = dead_letter_record(
             message,
             &self.settings.dead_letter_topic,
             &self.settings.group_id,
-            &crate::telemetry::cause_chain(error),
+            reason,
         );
         tracing::warn!(
             topic = %message.topic,
             partition = message.partition,
             offset = message.offset,
             dead_letter_topic = %self.settings.dead_letter_topic,
-            error = %error,
+            error = reason,
             "permanent failure; dead-lettering message"
         );
         let mut attempt = 0u32;
         loop {
             match self.dead_letters.publish(record.clone()).await {
                 Ok(_) => return Flow::Continue,
+                Err(PublishError::Rejected(refusal)) if !record.payload.is_empty() => {
+                    tracing::error!(%refusal, "dead-letter copy refused; recording it without its value");
+                    record = without_value(record, &refusal);
+                }
                 Err(publish_error) => {
                     attempt += 1;
+                    self.metrics.error(&message.topic, "dead_letter_publish");
                     tracing::error!(%publish_error, attempt, "dead-letter publish failed; retrying");
-                    if self.sleep(self.settings.backoff(attempt)).await.is_stop() {
+                    if self
+                        .wait_paused(self.settings.backoff(attempt))
+                        .await
+                        .is_stop()
+                    {
                         return Flow::Stop;
                     }
                 }
@@ -526,6 +640,54 @@ impl<H: BatchHandler> Worker<'_, H> {
                 .store_offset(&message.topic, message.partition, message.offset)
         {
             tracing::warn!(%error, topic = %message.topic, partition = message.partition, offset = message.offset, "could not store offset");
+        }
+    }
+
+    /// Waits `delay` with every assigned partition paused while still polling, so the member
+    /// keeps its place in the group however long the wait. Anything fetched meanwhile (only
+    /// partitions a rebalance assigned during the wait deliver) is held for later, and those
+    /// partitions are paused too.
+    async fn wait_paused(&self, delay: Duration) -> Flow {
+        if let Err(error) = self.set_paused(true) {
+            tracing::warn!(%error, "could not pause partitions; waiting without polling");
+            return self.sleep(delay).await;
+        }
+        let deadline = tokio::time::sleep(delay);
+        tokio::pin!(deadline);
+        let flow = loop {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => break Flow::Stop,
+                () = &mut deadline => break Flow::Continue,
+                received = self.consumer.recv() => match received {
+                    Ok(message) => {
+                        self.held
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push_back(InboundMessage::from_borrowed(&message));
+                        if let Err(error) = self.set_paused(true) {
+                            tracing::warn!(%error, "could not pause newly assigned partitions");
+                        }
+                    }
+                    Err(error) => tracing::debug!(%error, "poll failed while paused"),
+                },
+            }
+        };
+        if let Err(error) = self.set_paused(false) {
+            tracing::warn!(%error, "could not resume partitions");
+        }
+        flow
+    }
+
+    fn set_paused(&self, paused: bool) -> KafkaResult<()> {
+        let assignment = self.consumer.assignment()?;
+        if assignment.count() == 0 {
+            return Ok(());
+        }
+        if paused {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
         }
     }
 
@@ -557,6 +719,8 @@ pub mod dlq_headers {
     pub const CONSUMER_GROUP: &str = "dlq.consumer.group";
     /// When it was dead-lettered (RFC 3339).
     pub const FAILED_AT: &str = "dlq.failed_at";
+    /// Present when the copy carries no value because the broker refused it (says why).
+    pub const VALUE_OMITTED: &str = "dlq.value_omitted";
 }
 
 /// The dead-letter copy of `message`: same key and value bytes, original headers, plus `dlq.*`.
@@ -601,6 +765,18 @@ pub fn dead_letter_record(
         payload: message.payload.clone().unwrap_or_default(),
         headers,
     }
+}
+
+/// A dead-letter record without its value, for when the broker refuses the full copy: the
+/// `dlq.*` headers still name the original's topic, partition and offset, and say why the value
+/// is missing.
+fn without_value(mut record: OutboundRecord, refusal: &str) -> OutboundRecord {
+    record.payload.clear();
+    record.headers.push((
+        dlq_headers::VALUE_OMITTED.to_owned(),
+        format!("the dead-letter topic refused the copy: {refusal}").into_bytes(),
+    ));
+    record
 }
 
 #[cfg(test)]

@@ -45,8 +45,15 @@ pub struct KafkaSettings {
     pub compression: String,
     /// Idempotent producer (no duplicates from internal retries; implies acks=all).
     pub idempotence: bool,
-    /// Consumer group session timeout in milliseconds.
+    /// Consumer group session timeout in milliseconds: how long the group waits for a member
+    /// that stopped heartbeating (killed, partitioned) before giving its partitions to the
+    /// others, so the longest a crash can hold a partition. 10 s keeps recovery well inside the
+    /// platform's 60 s objective; brokers refuse values below their minimum (6 s by default).
     pub session_timeout_ms: u64,
+    /// Longest time in milliseconds a consumer may go without polling before it is taken out of
+    /// its group (`max.poll.interval.ms`). The consume loop keeps polling while it waits, so only
+    /// a handler stuck this long in one call hits it.
+    pub max_poll_interval_ms: u64,
     /// Interval in milliseconds at which stored offsets are committed in the background.
     pub auto_commit_interval_ms: u64,
     /// Longest time in milliseconds a fetch waits for data on the broker. Lower means lower
@@ -66,7 +73,8 @@ impl Default for KafkaSettings {
             delivery_timeout_ms: 5_000,
             compression: "none".to_owned(),
             idempotence: true,
-            session_timeout_ms: 45_000,
+            session_timeout_ms: 10_000,
+            max_poll_interval_ms: 300_000,
             auto_commit_interval_ms: 1_000,
             fetch_wait_max_ms: 50,
         }
@@ -195,6 +203,15 @@ impl KafkaSettings {
         // original services did; a consume loop may override it (ConsumeSettings::start_at).
         config.set("auto.offset.reset", "earliest");
         config.set("session.timeout.ms", self.session_timeout_ms.to_string());
+        config.set(
+            "max.poll.interval.ms",
+            self.max_poll_interval_ms.to_string(),
+        );
+        // A third of the session, as the protocol recommends: three missed heartbeats end it.
+        config.set(
+            "heartbeat.interval.ms",
+            (self.session_timeout_ms / 3).max(100).to_string(),
+        );
         // Bounds how long a quiet partition's newest record can wait in the broker (light-traffic
         // latency).
         config.set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string());

@@ -9,31 +9,48 @@ use std::time::Duration;
 use substrate::avro::AvroCodec;
 use substrate::kafka::consume::dlq_headers;
 use substrate::kafka::{
-    ConsumeSettings, EventPublisher, HandlerError, InboundMessage, KafkaPublisher, MessageHandler,
-    OutboundRecord, PerMessage, StartAt, run_consumer,
+    ConsumeSettings, Delivered, EventPublisher, HandlerError, InboundMessage, KafkaPublisher,
+    KafkaSettings, MessageHandler, OutboundRecord, PerMessage, PublishError, StartAt, run_consumer,
 };
 use substrate::testing::{eventually, unique};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Stack, USER_MESSAGE};
 
-/// Decodes each message and records it; fails as told by `fail_on`.
+/// How a [`Recorder`] answers a message, given its text and how often it was tried before.
+type Rule = Arc<dyn Fn(&str, usize) -> Result<(), HandlerError> + Send + Sync>;
+
+/// Decodes each message and records it; fails as its rule says.
 #[derive(Clone)]
 struct Recorder {
     codec: AvroCodec,
     seen: Arc<Mutex<Vec<(i64, String)>>>,
     attempts: Arc<Mutex<Vec<i64>>>,
-    /// Messages whose `message` field equals this fail as retryable.
-    fail_retryable_on: Option<String>,
+    rule: Rule,
 }
 
 impl Recorder {
+    /// Messages whose text equals `fail_retryable_on` fail as retryable.
     fn new(codec: AvroCodec, fail_retryable_on: Option<&str>) -> Self {
+        let failing = fail_retryable_on.map(str::to_owned);
+        Self::with_rule(
+            codec,
+            Arc::new(move |text, _| {
+                if failing.as_deref() == Some(text) {
+                    Err(HandlerError::retryable("simulated database outage"))
+                } else {
+                    Ok(())
+                }
+            }),
+        )
+    }
+
+    fn with_rule(codec: AvroCodec, rule: Rule) -> Self {
         Self {
             codec,
             seen: Arc::default(),
             attempts: Arc::default(),
-            fail_retryable_on: fail_retryable_on.map(str::to_owned),
+            rule,
         }
     }
 
@@ -53,6 +70,7 @@ impl Recorder {
 
 impl MessageHandler for Recorder {
     async fn handle(&self, message: &InboundMessage) -> Result<(), HandlerError> {
+        let tried_before = self.attempts_at(message.offset);
         self.attempts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -69,9 +87,7 @@ impl MessageHandler for Recorder {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        if self.fail_retryable_on.as_deref() == Some(text.as_str()) {
-            return Err(HandlerError::retryable("simulated database outage"));
-        }
+        (self.rule)(&text, tried_before)?;
         self.seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -107,6 +123,7 @@ fn settings(topic: &str, group: &str, dead_letter_topic: &str) -> ConsumeSetting
         retry_initial_backoff_ms: 20,
         retry_max_backoff_ms: 100,
         start_at: StartAt::Earliest,
+        ..ConsumeSettings::default()
     }
 }
 
@@ -116,10 +133,20 @@ fn spawn_loop(
     settings: ConsumeSettings,
     handler: Recorder,
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-    let shutdown = CancellationToken::new();
     let kafka = stack.stack.kafka();
     let dead_letters: Arc<dyn EventPublisher> =
         Arc::new(KafkaPublisher::new(&kafka).unwrap_or_else(|e| panic!("{e}")));
+    spawn_loop_with(kafka, settings, handler, dead_letters)
+}
+
+/// [`spawn_loop`] with explicit client settings and dead-letter publisher.
+fn spawn_loop_with(
+    kafka: KafkaSettings,
+    settings: ConsumeSettings,
+    handler: Recorder,
+    dead_letters: Arc<dyn EventPublisher>,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let handle = tokio::spawn(async move {
         let meter = opentelemetry::global::meter("substrate-tests");
@@ -338,4 +365,259 @@ async fn a_retryable_failure_never_advances_and_a_restart_loses_nothing() {
         .map(|(offset, _)| offset)
         .collect();
     assert_eq!(all, (0..5).collect::<HashSet<i64>>());
+}
+
+fn header(record: &InboundMessage, name: &str) -> Option<String> {
+    record
+        .header(name)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_that_keeps_failing_is_dead_lettered_once_its_retry_budget_is_spent() {
+    // Arrange: m1 fails as retryable on every attempt (a bug, or a dependency that refuses
+    // only this record in a way that looks temporary).
+    let stack = Stack::connect();
+    let (topic, _) = stack
+        .topic_with_schema("substrate.loop.budget", USER_MESSAGE)
+        .await;
+    let dead_letter_topic = unique("substrate.loop.budget.dlq");
+    stack.stack.create_topics(&[&dead_letter_topic]).await;
+    produce_messages(&stack, &topic, &["m0", "m1", "m2"]).await;
+
+    // Act
+    let handler = Recorder::new(stack.codec.clone(), Some("m1"));
+    let (shutdown, handle) = spawn_loop(
+        &stack,
+        ConsumeSettings {
+            retry_budget_ms: 1_000,
+            ..settings(&topic, &unique("g-budget"), &dead_letter_topic)
+        },
+        handler.clone(),
+    );
+    let moved_on = eventually(Duration::from_secs(60), || async {
+        handler.seen().len() == 2
+    })
+    .await;
+    stop(shutdown, handle).await;
+
+    // Assert: m1 retried, then recorded in the dead-letter topic; m2 no longer held back.
+    assert!(moved_on, "seen {:?}", handler.seen());
+    assert_eq!(
+        handler.seen(),
+        vec![(0, "m0".to_owned()), (2, "m2".to_owned())]
+    );
+    assert!(
+        handler.attempts_at(1) >= 2,
+        "m1 was retried before giving up"
+    );
+    let dead = stack
+        .stack
+        .read_topic(&dead_letter_topic, 1, Duration::from_secs(30))
+        .await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        header(&dead[0], dlq_headers::SOURCE_OFFSET).as_deref(),
+        Some("1")
+    );
+    let reason = header(&dead[0], dlq_headers::ERROR).unwrap_or_default();
+    assert!(
+        reason.contains("retries exhausted") && reason.contains("simulated database outage"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_that_is_not_due_waits_without_counting_as_a_failure() {
+    // Arrange: m0 asks to wait 1 s the first time it is seen (a scheduled retry), with a retry
+    // budget shorter than that wait.
+    let stack = Stack::connect();
+    let (topic, _) = stack
+        .topic_with_schema("substrate.loop.deferred", USER_MESSAGE)
+        .await;
+    let dead_letter_topic = unique("substrate.loop.deferred.dlq");
+    stack.stack.create_topics(&[&dead_letter_topic]).await;
+    produce_messages(&stack, &topic, &["m0", "m1"]).await;
+    let handler = Recorder::with_rule(
+        stack.codec.clone(),
+        Arc::new(|text, tried_before| {
+            if text == "m0" && tried_before == 0 {
+                Err(HandlerError::Deferred(Duration::from_secs(1)))
+            } else {
+                Ok(())
+            }
+        }),
+    );
+
+    // Act
+    let (shutdown, handle) = spawn_loop(
+        &stack,
+        ConsumeSettings {
+            retry_budget_ms: 100,
+            ..settings(&topic, &unique("g-deferred"), &dead_letter_topic)
+        },
+        handler.clone(),
+    );
+    let done = eventually(Duration::from_secs(60), || async {
+        handler.seen().len() == 2
+    })
+    .await;
+    stop(shutdown, handle).await;
+
+    // Assert: handled after its wait, in order, and nothing dead-lettered.
+    assert!(done, "seen {:?}", handler.seen());
+    assert_eq!(
+        handler.seen(),
+        vec![(0, "m0".to_owned()), (1, "m1".to_owned())]
+    );
+    assert_eq!(handler.attempts_at(0), 2);
+    let dead = stack
+        .stack
+        .read_topic(&dead_letter_topic, 1, Duration::from_secs(2))
+        .await;
+    assert!(dead.is_empty(), "a wait is not a failure: {dead:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backing_off_longer_than_the_poll_interval_keeps_the_member_in_its_group() {
+    // Arrange: m2 fails for 15 s, well past the 6 s poll interval this member is given. A
+    // member that stops polling that long is taken out of its group; when it comes back it
+    // starts again from the last commit and handles m2, m3 and m4 a second time.
+    let stack = Stack::connect();
+    let (topic, _) = stack
+        .topic_with_schema("substrate.loop.pollinterval", USER_MESSAGE)
+        .await;
+    let dead_letter_topic = unique("substrate.loop.pollinterval.dlq");
+    stack.stack.create_topics(&[&dead_letter_topic]).await;
+    produce_messages(&stack, &topic, &["m0", "m1", "m2", "m3", "m4"]).await;
+    let first_failure: Arc<Mutex<Option<std::time::Instant>>> = Arc::default();
+    let failing_since = first_failure.clone();
+    let handler = Recorder::with_rule(
+        stack.codec.clone(),
+        Arc::new(move |text, _| {
+            if text != "m2" {
+                return Ok(());
+            }
+            let mut since = failing_since.lock().unwrap_or_else(|p| p.into_inner());
+            let since = *since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() < Duration::from_secs(15) {
+                Err(HandlerError::retryable("simulated outage"))
+            } else {
+                Ok(())
+            }
+        }),
+    );
+    let kafka = KafkaSettings {
+        session_timeout_ms: 6_000,
+        max_poll_interval_ms: 6_000,
+        ..stack.stack.kafka()
+    };
+    let dead_letters: Arc<dyn EventPublisher> =
+        Arc::new(KafkaPublisher::new(&kafka).unwrap_or_else(|e| panic!("{e}")));
+
+    // Act: backoff of up to 2 s between attempts, for 15 s.
+    let (shutdown, handle) = spawn_loop_with(
+        kafka,
+        ConsumeSettings {
+            retry_max_backoff_ms: 2_000,
+            ..settings(&topic, &unique("g-pollinterval"), &dead_letter_topic)
+        },
+        handler.clone(),
+        dead_letters,
+    );
+    let all = eventually(Duration::from_secs(90), || async {
+        handler.seen().len() >= 5
+    })
+    .await;
+    // A member that lost its place replays from its last commit, so anything replayed comes
+    // before a record produced now.
+    produce_messages(&stack, &topic, &["sentinel"]).await;
+    let sentinel = eventually(Duration::from_secs(60), || async {
+        handler.seen().iter().any(|(_, text)| text == "sentinel")
+    })
+    .await;
+    stop(shutdown, handle).await;
+
+    // Assert: every message handled successfully exactly once.
+    assert!(all && sentinel, "seen {:?}", handler.seen());
+    let texts: Vec<String> = handler.seen().into_iter().map(|(_, t)| t).collect();
+    assert_eq!(
+        texts,
+        ["m0", "m1", "m2", "m3", "m4", "sentinel"],
+        "replayed after eviction"
+    );
+}
+
+/// A dead-letter topic that refuses any record with a value (as a broker refuses one larger
+/// than the topic's limit); records what it accepted.
+#[derive(Debug, Default)]
+struct RefusesValues(Mutex<Vec<OutboundRecord>>);
+
+#[async_trait::async_trait]
+impl EventPublisher for RefusesValues {
+    async fn publish(&self, record: OutboundRecord) -> Result<Delivered, PublishError> {
+        if !record.payload.is_empty() {
+            return Err(PublishError::Rejected(
+                "Broker: Message size too large".into(),
+            ));
+        }
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(record);
+        Ok(Delivered {
+            partition: 0,
+            offset: 0,
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_copy_the_broker_refuses_is_recorded_without_its_value() {
+    // Arrange: a poison record, and a dead-letter topic that cannot take its value.
+    let stack = Stack::connect();
+    let (topic, _) = stack
+        .topic_with_schema("substrate.loop.dlqrefused", USER_MESSAGE)
+        .await;
+    stack
+        .publisher
+        .publish(OutboundRecord::new(topic.clone(), b"\x07not avro".to_vec()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    produce_messages(&stack, &topic, &["after"]).await;
+    let dead_letters = Arc::new(RefusesValues::default());
+
+    // Act
+    let handler = Recorder::new(stack.codec.clone(), None);
+    let (shutdown, handle) = spawn_loop_with(
+        stack.stack.kafka(),
+        settings(&topic, &unique("g-dlqrefused"), "unused.dlq"),
+        handler.clone(),
+        dead_letters.clone(),
+    );
+    let moved_on = eventually(Duration::from_secs(60), || async {
+        handler.seen().len() == 1
+    })
+    .await;
+    stop(shutdown, handle).await;
+
+    // Assert: the loop did not retry for ever; the record points at the original.
+    assert!(moved_on, "the loop is stuck on the refused dead letter");
+    let recorded = dead_letters
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    assert_eq!(recorded.len(), 1);
+    let headers: std::collections::HashMap<&str, String> = recorded[0]
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v).into_owned()))
+        .collect();
+    assert_eq!(headers[dlq_headers::SOURCE_TOPIC], topic);
+    assert_eq!(headers[dlq_headers::SOURCE_OFFSET], "0");
+    assert!(
+        headers[dlq_headers::VALUE_OMITTED].contains("too large"),
+        "{headers:?}"
+    );
 }
