@@ -31,79 +31,39 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import os
-import signal
-import socket
-import subprocess
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
 import pytest
 import requests
-from psycopg.conninfo import conninfo_to_dict
 
-from flink_jobs import sql_runner
-from flink_jobs.tests.sqlfiles import FLINK_JOBS as SQL_DIR
+from flink_jobs.tests.fleet import (
+    ACCESS_KEY,
+    BUCKET,
+    CREDIT_CHECK,
+    MEDIA_DEAD_LETTER,
+    MEDIA_TOPICS,
+    MESSAGE_DEAD_LETTER,
+    MESSAGES,
+    MOVE_SAGA,
+    SECRET_KEY,
+    TTL_EXPIRY,
+    Fleet,
+    require_binaries,
+)
 from flink_jobs.tests.test_cutover_simulation import iso, original_rows, signup
-from flink_jobs.tests.test_sql_processors_kafka import rows, source_topics
-from pyflink_jobs import common
-from pyflink_jobs import credit_check_processor as cc
-from pyflink_jobs import move_saga_processor as saga
-from pyflink_jobs import ttl_expiry_processor as ttl
+from flink_jobs.tests.test_sql_processors_kafka import rows
 from pyflink_jobs.tests import kafka_stack as ks
-from pyflink_jobs.tests import runtime
 
 pytestmark = [pytest.mark.flink, pytest.mark.kafka, pytest.mark.postgres]
 
-REPO = Path(__file__).resolve().parents[2]
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "debug"
 SQL_FILES = ("signup_events_processor.sql", "credit_balance_processor.sql",
              "media_notification_processor.sql")
-BUCKET = "media-uploads"
-ACCESS_KEY, SECRET_KEY = "admin", "password"
-WEBHOOK_TOKEN = "cutover-fleet-webhook-token"
 #: The Rust media-service signs URLs valid this long; the TTL job adds GRACE. Long enough for
 #: this test's own PUT of R4, short enough that R3's expiry comes within the test.
 URL_EXPIRY, GRACE = 15, 5
-
-#: media-service settings field -> topic (crates/media-service/src/configuration.rs)
-MEDIA_TOPICS = {
-    "upload_approved": "public.media.upload.approved",
-    "upload_signed": "public.media.upload.signed",
-    "upload_rejected": "public.media.upload.rejected",
-    "download_intent": "internal.media.download.intent",
-    "download_signed": "public.media.download.signed",
-    "download_rejected": "public.media.download.rejected",
-    "delete_intent": "internal.media.delete.intent",
-    "delete_events": "public.media.delete.events",
-    "delete_rejected": "public.media.delete.rejected",
-    "delete_retry": "internal.media.delete.retry",
-    "delete_dead_letter": "internal.media.delete.dead-letter",
-    "upload_retry": "internal.media.upload.retry",
-    "upload_received": "internal.media.upload.received",
-    "file_ready": "internal.media.file.ready",
-    "expired": "public.media.expired.events",
-}
-MEDIA_DEAD_LETTER = "internal.media.consumer.dead-letter"
-MESSAGES = "public.user.message.events"
-MESSAGE_DEAD_LETTER = "internal.user.message.dead-letter"
-PY_JOBS = (cc, ttl, saga)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def database_url(conninfo: str) -> str:
-    """The URL form of a libpq connection string (what the Rust services take)."""
-    parts = conninfo_to_dict(conninfo)
-    auth = parts.get("user", "postgres") + (f":{parts['password']}" if parts.get("password") else "")
-    return f"postgres://{auth}@{parts.get('host', '127.0.0.1')}:{parts.get('port', 5432)}/{parts['dbname']}"
 
 
 def presign_put(port: int, key: str, expires: int = 900) -> str:
@@ -132,151 +92,14 @@ def presign_put(port: int, key: str, expires: int = 900) -> str:
     return f"http://{host}{path}?{canonical_query}&X-Amz-Signature={signature}"
 
 
-class Fleet:
-    """The Rust services of the test (binaries), their object store, and the processors."""
-
-    def __init__(self, ns, db: str, tmp: Path) -> None:
-        self.ns, self.db, self.tmp = ns, db, tmp
-        self.processes: dict[str, subprocess.Popen] = {}
-        self.jobs: list[ks.RunningJob] = []
-        self.store_root = tmp / "objects"
-        self.store_port, self.media_port, self.consumer_port = free_port(), free_port(), free_port()
-        self.media_group = ns.topic("media-service-consumer")
-        self.message_group = ns.topic("go-message-consumer")
-
-    # ---------------------------------------------------------------- Rust services
-
-    def _spawn(self, name: str, argv: list, env: dict[str, str]) -> None:
-        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
-        self.processes[name] = subprocess.Popen(
-            argv, env={**os.environ, **env, "NO_COLOR": "1"},
-            stdout=subprocess.DEVNULL, stderr=log,
-        )
-
-    def start_store(self) -> None:
-        hooks = f"http://127.0.0.1:{self.media_port}/webhooks"
-        self._spawn("objectstore", [
-            TARGET / "local-objectstore", "--root", str(self.store_root), "--port", str(self.store_port),
-            "--bucket", BUCKET, "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY,
-            "--webhook", f"uploads/={hooks}/media-upload", "--webhook", f"files/={hooks}/file-ready",
-            "--webhook-token", WEBHOOK_TOKEN,
-        ], {})
-
-    def start_services(self) -> None:
-        t = self.ns.topic
-        common_env = {
-            "APP__HTTP__HOST": "127.0.0.1",
-            "APP__KAFKA__BROKERS": ks.BROKERS,
-            "APP__REGISTRY__URL": ks.REGISTRY_URL,
-            "APP__POSTGRES__URL": database_url(self.db),
-            "APP__TELEMETRY__LOG_FORMAT": "json",
-        }
-        media_dir = self.tmp / "media-config"
-        media_dir.mkdir()
-        (media_dir / "base.yaml").write_text(json.dumps({
-            "topics": {field: t(base) for field, base in MEDIA_TOPICS.items()},
-            "consumer": {
-                "group_id": self.media_group,
-                "topics": [t(MEDIA_TOPICS[f]) for f in
-                           ("upload_approved", "download_intent", "delete_intent", "upload_retry", "expired")],
-                "dead_letter_topic": t(MEDIA_DEAD_LETTER),
-            },
-            "retry_consumer": {
-                "group_id": t("media-service-delete-retry"),
-                "topics": [t(MEDIA_TOPICS["delete_retry"])],
-                "dead_letter_topic": t(MEDIA_DEAD_LETTER),
-                "start_at": "latest",
-                "max_batch": 1,
-            },
-            "media": {"upload_url_expiry_secs": URL_EXPIRY},
-        }))
-        store = f"127.0.0.1:{self.store_port}"
-        self._spawn("media-service", [TARGET / "media-service"], {
-            **common_env, "APP_CONFIG_DIR": str(media_dir), "APP__HTTP__PORT": str(self.media_port),
-            "APP__S3__ENDPOINT": store, "APP__S3__PUBLIC_ENDPOINT": store,
-            "APP__S3__ACCESS_KEY": ACCESS_KEY, "APP__S3__SECRET_KEY": SECRET_KEY,
-            "APP__S3__BUCKET": BUCKET, "APP__WEBHOOK__TOKEN": WEBHOOK_TOKEN,
-        })
-        consumer_dir = self.tmp / "consumer-config"
-        consumer_dir.mkdir()
-        (consumer_dir / "base.yaml").write_text(json.dumps({"consumer": {
-            "group_id": self.message_group, "topics": [t(MESSAGES)],
-            "dead_letter_topic": t(MESSAGE_DEAD_LETTER),
-        }}))
-        self._spawn("message-consumer", [TARGET / "message-consumer"], {
-            **common_env, "APP_CONFIG_DIR": str(consumer_dir), "APP__HTTP__PORT": str(self.consumer_port),
-        })
-        for name, port in (("media-service", self.media_port), ("message-consumer", self.consumer_port)):
-            self.wait(lambda p=port: self._healthy(p), lambda ok: ok, f"{name} healthy", timeout=60)
-
-    def _healthy(self, port: int) -> bool:
-        try:
-            return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    # ---------------------------------------------------------------- processors
-
-    def start_processors(self, environ: dict[str, str]) -> None:
-        config = {**sql_runner.flink_configuration(environ), "parallelism.default": "1"}
-        t_env = sql_runner.create_table_environment(config)
-        for statement in sql_runner.builtin_ddl(environ):
-            t_env.execute_sql(statement)
-        plan = sql_runner.plan_files([str(SQL_DIR / f) for f in SQL_FILES], environ)
-        self.jobs.append(ks.RunningJob(sql_runner.submit(t_env, plan)))
-        builds = {
-            cc: lambda t: cc.build(t, cc.db_settings(environ)),
-            ttl: lambda t: ttl.build(t, ttl.settings(environ)),
-            saga: lambda t: saga.build(t, saga.move_timeout_seconds(environ)),
-        }
-        for job in PY_JOBS:
-            _, t_env = common.create_environments(
-                f"cutover-{job.__name__.rsplit('.', 1)[-1]}", environ=environ,
-                extra_config=runtime.TEST_CONFIG)
-            common.execute_ddl(t_env, job.table_ddl(environ))
-            self.jobs.append(ks.running(builds[job](t_env)))
-
-    # ---------------------------------------------------------------- waiting
-
-    def check_alive(self) -> None:
-        for name, process in self.processes.items():
-            assert process.poll() is None, f"{name} exited ({process.returncode}); log: {self.tmp / name}.log"
-        for job in self.jobs:
-            job.check_alive()
-
-    def wait(self, observe, done, what: str, timeout: float = ks.RESULT_TIMEOUT):
-        """Polls observe() until done(value); fails when a part died (check_alive) or after
-        `timeout` s (a deadline for a result, not a timing assertion)."""
-        return ks.wait_for(self, observe, done, what, timeout)
-
-    def stop(self) -> None:
-        for job in self.jobs:
-            try:
-                job.cancel()
-            except Exception:  # noqa: BLE001  (a failed job is reported by the test itself)
-                pass
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-    def objects(self) -> list[str]:
-        """The keys the object store holds (s3s-fs keeps each object as a file under
-        <root>/<bucket>/; its metadata files live beside the bucket, not in it)."""
-        bucket = self.store_root / BUCKET
-        return sorted(str(p.relative_to(bucket)) for p in bucket.rglob("*")
-                      if p.is_file() and not p.name.startswith("."))
-
-
 @pytest.fixture
 def fleet(ns, fresh_db, tmp_path):
-    for binary in ("media-service", "message-consumer", "local-objectstore"):
-        assert (TARGET / binary).exists(), f"{TARGET / binary} is missing: run the Rust tests first"
-    running = Fleet(ns, fresh_db, tmp_path)
+    """The services and the three processors the cut-over concerns (no gateway: the records
+    are produced directly), with short upload URLs so an expiry happens within the test."""
+    require_binaries("media-service", "message-consumer", "local-objectstore")
+    running = Fleet(ns, fresh_db, tmp_path, sql_files=SQL_FILES,
+                    py_jobs=(CREDIT_CHECK, TTL_EXPIRY, MOVE_SAGA),
+                    media={"upload_url_expiry_secs": URL_EXPIRY})
     try:
         yield running
     finally:
@@ -300,12 +123,7 @@ def test_the_rust_fleet_takes_over_from_the_go_fleet_without_replays_or_lost_rec
     r1_path, r2_path = f"uploads/u/{k1}/a.png", f"uploads/u/{k2}/b.png"
     f0 = "files/u/k0/old.png"
 
-    topics = {*MEDIA_TOPICS.values(), MEDIA_DEAD_LETTER, MESSAGES, MESSAGE_DEAD_LETTER,
-              *source_topics(SQL_FILES)}
-    for job in PY_JOBS:
-        topics |= {topic for topic, *_ in job.SOURCES.values()}
-        topics |= {topic for topic, *_ in job.SINKS.values()}
-    ns.create(*sorted(topics))
+    ns.create(*fleet.topics())
 
     # Arrange 1: the records in retention, with the times they were produced at.
     def at(when, topic, *records):
