@@ -10,6 +10,8 @@ pub mod configuration;
 pub mod domain;
 pub mod edges;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod properties;
 pub mod routes;
 pub mod routes_config;
 pub mod startup;

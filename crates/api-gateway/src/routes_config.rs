@@ -43,17 +43,31 @@ impl RouteTable {
         } else {
             serde_yaml::from_str(text).map_err(|e| e.to_string())?
         };
+        // Keys are matched trimmed and case-insensitively, so two keys that only differ in case
+        // or surrounding spaces are one route: refused, or which topic wins would depend on the
+        // order the map happens to be walked in (found by the routes property test).
         let normalise = |map: HashMap<String, String>, section: &str| {
-            map.into_iter()
-                .map(|(key, topic)| {
-                    let topic = topic.trim().to_owned();
-                    if key.trim().is_empty() || topic.is_empty() {
-                        Err(format!("{section}: empty key or topic for {key:?}"))
+            let mut table = HashMap::with_capacity(map.len());
+            let mut originals: HashMap<String, String> = HashMap::with_capacity(map.len());
+            for (key, topic) in map {
+                let topic = topic.trim().to_owned();
+                if key.trim().is_empty() || topic.is_empty() {
+                    return Err(format!("{section}: empty key or topic for {key:?}"));
+                }
+                let normalised = key.trim().to_lowercase();
+                if let Some(other) = originals.insert(normalised.clone(), key.clone()) {
+                    let (a, b) = if other < key {
+                        (other, key)
                     } else {
-                        Ok((key.trim().to_lowercase(), topic))
-                    }
-                })
-                .collect::<Result<HashMap<_, _>, _>>()
+                        (key, other)
+                    };
+                    return Err(format!(
+                        "{section}: keys {a:?} and {b:?} name the same route (keys are matched trimmed and case-insensitively)"
+                    ));
+                }
+                table.insert(normalised, topic);
+            }
+            Ok(table)
         };
         Ok(Self {
             webhook: normalise(file.webhook_routes, "webhookRoutes")?,
@@ -235,6 +249,8 @@ mod tests {
             "webhookRoutes: [not, a, map]",
             "webhookRoutes:\n  login: \"\"\n",
             "unknownSection: {}\n",
+            // one route under two spellings: which topic wins would be a coin toss
+            "externalRoutes:\n  Message: a.topic\n  message : b.topic\n",
         ] {
             assert!(RouteTable::parse(text).is_err(), "{text}");
         }

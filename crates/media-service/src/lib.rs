@@ -10,5 +10,7 @@ pub mod configuration;
 pub mod edges;
 pub mod fields;
 pub mod handlers;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod properties;
 pub mod startup;
 pub mod webhooks;

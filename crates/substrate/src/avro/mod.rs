@@ -5,6 +5,8 @@
 //! consumers decode with the writer schema named by the id (no reader-schema resolution).
 
 pub mod json;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod properties;
 pub mod registry;
 
 use std::sync::Arc;
