@@ -17,8 +17,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let identity: Vec<_> = cached_contracts()
         .iter()
-        .filter(|(topic, _)| topic.starts_with("public.identity."))
+        .filter(|contract| contract.topic.starts_with("public.identity."))
         .collect();
-    let (_, schema) = identity[usize::from(pick) % identity.len()];
-    json_round_trip(schema, &serde_json::Value::Object(document));
+    let contract = identity[usize::from(pick) % identity.len()];
+    json_round_trip(&contract.schema, &serde_json::Value::Object(document));
 });

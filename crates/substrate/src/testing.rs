@@ -101,14 +101,17 @@ impl TestStack {
         }
     }
 
-    /// Creates topics (one partition each); the broker must not auto-create them.
-    pub async fn create_topics(&self, topics: &[&str]) {
-        let admin: AdminClient<DefaultClientContext> = self
-            .kafka
+    fn admin(&self) -> AdminClient<DefaultClientContext> {
+        self.kafka
             .producer_config()
             .unwrap_or_else(|e| panic!("{e}"))
             .create()
-            .unwrap_or_else(|e| panic!("admin client: {e}"));
+            .unwrap_or_else(|e| panic!("admin client: {e}"))
+    }
+
+    /// Creates topics (one partition each); the broker must not auto-create them.
+    pub async fn create_topics(&self, topics: &[&str]) {
+        let admin = self.admin();
         let new_topics: Vec<NewTopic<'_>> = topics
             .iter()
             .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
@@ -132,12 +135,7 @@ impl TestStack {
     /// Deletes `topic` and creates it again, empty (its offsets start from 0 again). The broker
     /// finishes a deletion in the background, so creation is retried until it is accepted.
     pub async fn recreate_topic(&self, topic: &str) {
-        let admin: AdminClient<DefaultClientContext> = self
-            .kafka
-            .producer_config()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .create()
-            .unwrap_or_else(|e| panic!("admin client: {e}"));
+        let admin = self.admin();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let deleted = admin
             .delete_topics(&[topic], &options)

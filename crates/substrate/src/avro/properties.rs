@@ -11,12 +11,21 @@ use serde_json::Value as Json;
 use super::json::{avro_to_json, json_to_avro};
 use super::{decode_datum, encode_datum};
 
-/// Every contract under `avro/` (the repository's), sorted by topic: `(topic, schema)`.
-pub fn contracts() -> Vec<(String, Schema)> {
+/// One contract of `avro/`: the topic it belongs to (its path, `/` → `.`), its text and schema.
+#[derive(Debug, Clone)]
+pub struct Contract {
+    /// The topic (and subject `<topic>-value`) the file is for.
+    pub topic: String,
+    /// The `.avsc` text, as registered.
+    pub schema_text: String,
+    /// The parsed schema.
+    pub schema: Schema,
+}
+
+/// Every contract under the repository's `avro/`, sorted by path.
+pub fn contracts() -> Vec<Contract> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         for path in entries.flatten().map(|entry| entry.path()) {
             if path.is_dir() {
                 walk(&path, out);
@@ -40,18 +49,22 @@ pub fn contracts() -> Vec<(String, Schema)> {
                         .replace('/', ".")
                 })
                 .unwrap_or_default();
-            let text = std::fs::read_to_string(&path)
+            let schema_text = std::fs::read_to_string(&path)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let schema =
-                Schema::parse_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            (topic, schema)
+            let schema = Schema::parse_str(&schema_text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            Contract {
+                topic,
+                schema_text,
+                schema,
+            }
         })
         .collect()
 }
 
 /// [`contracts`], read once per process (fuzz targets call this for every input).
-pub fn cached_contracts() -> &'static [(String, Schema)] {
-    static CONTRACTS: OnceLock<Vec<(String, Schema)>> = OnceLock::new();
+pub fn cached_contracts() -> &'static [Contract] {
+    static CONTRACTS: OnceLock<Vec<Contract>> = OnceLock::new();
     CONTRACTS.get_or_init(contracts)
 }
 
@@ -167,7 +180,7 @@ mod tests {
             contracts.len()
         );
         let strategy = (0..contracts.len()).prop_flat_map(|index| {
-            let schema = &contracts[index].1;
+            let schema = &contracts[index].schema;
             (
                 Just(index),
                 document_for(schema),
@@ -177,8 +190,8 @@ mod tests {
         let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(512));
         runner
             .run(&strategy, |(index, any, fitting)| {
-                json_round_trip(&contracts[index].1, &any);
-                json_round_trip(&contracts[index].1, &fitting);
+                json_round_trip(&contracts[index].schema, &any);
+                json_round_trip(&contracts[index].schema, &fitting);
                 Ok(())
             })
             .unwrap_or_else(|e| panic!("{e}"));

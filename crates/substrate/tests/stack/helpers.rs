@@ -10,53 +10,10 @@ use substrate::avro::{AvroCodec, SchemaRegistry};
 use substrate::kafka::KafkaPublisher;
 use substrate::testing::{TestStack, unique};
 
-/// One `.avsc` file: the topic it belongs to and its text.
-pub struct Contract {
-    pub topic: String,
-    pub schema_text: String,
-    pub schema: Schema,
-}
+pub use substrate::avro::properties::contracts;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Every contract under `avro/`; the topic is the path with `/` → `.` and `.avsc` dropped.
-pub fn contracts() -> Vec<Contract> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        for entry in entries {
-            let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "avsc") {
-                out.push(path);
-            }
-        }
-    }
-    let root = repo_root().join("avro");
-    let mut files = Vec::new();
-    walk(&root, &mut files);
-    files.sort();
-    files
-        .into_iter()
-        .map(|path| {
-            let relative = path
-                .strip_prefix(&root)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .to_string_lossy()
-                .trim_end_matches(".avsc")
-                .replace('/', ".");
-            let schema_text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-            let schema = Schema::parse_str(&schema_text)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            Contract {
-                topic: relative,
-                schema_text,
-                schema,
-            }
-        })
-        .collect()
 }
 
 /// A document for `schema` plus the document a decoder must return for it. Fields with a
