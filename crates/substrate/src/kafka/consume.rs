@@ -410,6 +410,9 @@ struct Worker<'a, H> {
     held: Mutex<VecDeque<InboundMessage>>,
 }
 
+/// Longest pause after a failed poll (see `Worker::run`).
+const POLL_ERROR_MAX_WAIT: Duration = Duration::from_secs(1);
+
 /// Whether the loop should keep going.
 enum Flow {
     Continue,
@@ -442,15 +445,20 @@ impl<H: BatchHandler> Worker<'_, H> {
                         batch.push(InboundMessage::from_borrowed(&message));
                     }
                     Err(error) => {
-                        // Nothing was fetched, so nothing can be skipped: just wait and poll again.
+                        // Nothing was fetched, so nothing can be skipped. These errors report
+                        // what the client is already recovering from by itself (a broker gone,
+                        // a reconnect failing), and one is queued for each: backing off as for a
+                        // handler's retries would sleep up to the retry cap per queued error,
+                        // long after the broker is back (a chaos run saw minutes). Waiting at
+                        // most a second keeps a stream of errors from spinning the loop.
                         poll_failures += 1;
                         self.metrics.error("", "poll");
                         tracing::warn!(%error, "poll failed");
-                        if self
-                            .sleep(self.settings.backoff(poll_failures))
-                            .await
-                            .is_stop()
-                        {
+                        let delay = self
+                            .settings
+                            .backoff(poll_failures)
+                            .min(POLL_ERROR_MAX_WAIT);
+                        if self.sleep(delay).await.is_stop() {
                             return;
                         }
                         continue;
