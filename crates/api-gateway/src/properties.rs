@@ -248,4 +248,13 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(user.user_id, "user-1");
     }
+
+    #[test]
+    fn a_signed_token_with_invalid_utf8_in_an_unread_claim_is_refused() {
+        // The jwt_signed fuzz target's crash input: valid in every claim the gateway reads,
+        // but the claims are not JSON text (byte 0xC0 inside a string).
+        let header = br#"{"alg": "HS256", "typ": "JWT"}"#;
+        let claims = b"{\"sub\": \"user-1\", \"aud\": \"authenticated\", \"exp\": 4102444800, \"e.ail\": \"a\xc0b.c\"}";
+        signed_token_verdict_is_sound(&verifier(), header, claims);
+    }
 }

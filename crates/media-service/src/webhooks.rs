@@ -219,7 +219,14 @@ fn produce_failed(error: impl std::fmt::Display) -> Response {
 pub fn upload_received(object: &CreatedObject) -> Option<Value> {
     let rest = object.key.strip_prefix("uploads/")?;
     let segments: Vec<&str> = object.key.split('/').collect();
-    if segments.len() < 4 || fields::safe_key("key", &object.key).is_err() {
+    // Every segment a plain name of at most 255 bytes too, not only the whole key: the user id
+    // and file name are taken from them (a 300-byte "user id" got through, found by fuzzing).
+    if segments.len() < 4
+        || fields::safe_key("key", &object.key).is_err()
+        || segments
+            .iter()
+            .any(|segment| fields::safe_segment("key", segment).is_err())
+    {
         return None;
     }
     let content_type = if object.content_type.is_empty() {
@@ -394,5 +401,25 @@ mod tests {
             };
             assert!(upload_received(&other).is_none(), "{key}");
         }
+    }
+
+    #[test]
+    fn keys_with_an_overlong_segment_make_no_upload_event() {
+        // The fuzzer's input, reduced: a user id segment over 255 bytes in an otherwise valid
+        // uploads/ key (1 + 300 + 2 + 5 segments' worth, well under the 1024-byte key limit).
+        let key = format!("uploads/{}/r1/a.png", "u".repeat(300));
+        let object = CreatedObject {
+            key,
+            size: 1,
+            content_type: String::new(),
+            email: String::new(),
+            event_time: "t".into(),
+        };
+        assert_eq!(upload_received(&object), None);
+        let fine = CreatedObject {
+            key: format!("uploads/{}/r1/a.png", "u".repeat(255)),
+            ..object
+        };
+        assert!(upload_received(&fine).is_some());
     }
 }
