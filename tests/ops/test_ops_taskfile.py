@@ -9,10 +9,10 @@ import opslib
 
 # Called by README.md, .ci/run, .github/workflows/ci.yml and the scripts' messages.
 REQUIRED = {
-    "default", "setup", "up", "down", "status", "test", "bench", "fmt", "lint",
+    "default", "setup", "up", "down", "status", "test", "bench", "chaos", "fmt", "lint",
     "stack:up", "stack:down", "stack:status", "stack:logs",
     "services:up", "services:down",
-    "test:rust", "test:python", "test:processors", "ops:lint",
+    "test:rust", "test:python", "test:processors", "test:chaos", "ops:lint",
     "rust:build", "rust:clippy", "rust:fmt", "rust:test",
     "db:apply", "db:reset", "schemas:register", "topics:list",
     "images:build", "compose:up", "compose:infra", "compose:down", "compose:config",
