@@ -11,6 +11,7 @@ at import time, and Fleet takes its addresses from there.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -53,12 +54,18 @@ class ChaosFleet(Fleet):
     def start_flink(self, environ: dict[str, str]) -> None:
         """The SQL job and the PyFlink jobs, each group in a process of its own, checkpointing
         under the run's directory."""
-        env = {**os.environ, **environ, "JVM_ARGS": FLINK_JVM_ARGS, "PYTHONUNBUFFERED": "1",
-               # PyFlink starts its Python workers with the interpreter found on PATH
-               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         for name, group in ((PYFLINK_JOBS, "pyflink"), (SQL_JOB, "sql")):
+            # Temporary files in a directory of the process's own, emptied before every start:
+            # the JVM unpacks the table planner (40 MiB) into java.io.tmpdir and removes it only
+            # on a clean exit, so every SIGKILL would leave one behind in /tmp.
+            tmp = self.tmp / f"{name}-tmp"
+            env = {**os.environ, **environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp),
+                   "JVM_ARGS": f"{FLINK_JVM_ARGS} -Djava.io.tmpdir={tmp}",
+                   # PyFlink starts its Python workers with the interpreter found on PATH
+                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
             process = Managed(name, [sys.executable, "-m", "scripts.chaos.flink_job", group,
-                                     self.tmp / "checkpoints"], self.log(name), env=env, cwd=REPO)
+                                     self.tmp / "checkpoints"], self.log(name), env=env, cwd=REPO,
+                              before_start=lambda tmp=tmp: _empty(tmp))
             process.start()
             self.managed[name] = process
             self.processes[name] = process.popen
@@ -94,3 +101,10 @@ class ChaosFleet(Fleet):
     def stop(self) -> None:
         for process in reversed(list(self.managed.values())):
             process.stop(timeout=15)
+        for name in (SQL_JOB, PYFLINK_JOBS):
+            shutil.rmtree(self.tmp / f"{name}-tmp", ignore_errors=True)
+
+
+def _empty(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)

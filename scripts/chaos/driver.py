@@ -37,7 +37,19 @@ import psycopg
 
 from scripts.chaos import audit as audit_rules
 from scripts.chaos import report
-from scripts.chaos.model import DELETE, DOWNLOAD, MESSAGE, UPLOAD, DeadLetter, Fault, LedgerRow, MediaRow, Snapshot
+from scripts.chaos.load import Load, Watcher, parse_payload, seed_users
+from scripts.chaos.model import (
+    DELETE,
+    DOWNLOAD,
+    MESSAGE,
+    UPLOAD,
+    DeadLetter,
+    Fault,
+    LedgerRow,
+    MediaRow,
+    Notification,
+    Snapshot,
+)
 from scripts.chaos.procs import install_cleanup, stop_all
 from scripts.chaos.stack import PrivateStack
 
@@ -56,6 +68,8 @@ DRAIN_TIMEOUT = 240.0
 #: After the last effect, the run waits this long for late duplicates before the final audit.
 SETTLE_SECONDS = 10.0
 RICH_USERS, RICH_CREDITS, LEAN_CREDITS = 6, 100_000, 3
+#: Disk a run needs at most (the database cluster is ~40 MiB, the rest a few MiB each).
+MIN_FREE_MIB = 150
 
 
 def say(started: float, message: str) -> None:
@@ -69,7 +83,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--down", type=float, default=3.0, help="seconds a killed part stays down (default 3)")
     parser.add_argument("--gap", type=float, default=5.0, help="seconds between a recovery and the next kill (default 5)")
     parser.add_argument("--label", help="row label in docs/reliability.md (default: '<N>-minute run')")
-    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "reliability.md")
+    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "reliability.md",
+                        help="the document whose chaos tables the run updates (default docs/reliability.md)")
     parser.add_argument("--no-record", dest="record", action="store_false", help="do not update the document")
     parser.add_argument("--workdir", type=Path, help="run directory (default: a new /tmp/chaos-*)")
     parser.add_argument("--keep", action="store_true", help="keep the data directories (logs are always kept)")
@@ -88,11 +103,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def snapshot(db: str, fleet, dead_letter_topics: list[str] | None) -> Snapshot:
-    from scripts.chaos.load import _json
-    from scripts.chaos.model import Notification
-
     with psycopg.connect(db, autocommit=True, connect_timeout=5) as conn:
-        notifications = [Notification(r[0], r[1], r[2], _json(r[3]), r[4], float(r[5])) for r in conn.execute(
+        notifications = [Notification(r[0], r[1], r[2], parse_payload(r[3]), r[4], float(r[5])) for r in conn.execute(
             "select id, user_id, event_type, payload, idempotency_key, extract(epoch from created_at)"
             " from public.user_notifications order by id")]
         ledger = [LedgerRow(r[0], r[1], r[2], r[3], r[4], r[5], float(r[6])) for r in conn.execute(
@@ -204,8 +216,189 @@ def unplanned_exits(stack: PrivateStack, fleet, exits: list[str], started: float
 # ------------------------------------------------------------------------------------ run
 
 
-def run(args: argparse.Namespace) -> int:
-    started = time.monotonic()
+class Run:
+    """One chaos run, phase by phase (see the module's docs)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.started = time.monotonic()
+        self.faults: list[Fault] = []
+        self.exits: list[str] = []
+
+    def say(self, message: str) -> None:
+        say(self.started, message)
+
+    def start_platform(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.say(f"run directory {workdir} (logs: {workdir}/logs, {workdir}/fleet)")
+        self.stack = PrivateStack(workdir)
+        self.stack.start()
+        self.say(f"private stack up: Kafka {self.stack.brokers}, registry {self.stack.registry_url}, "
+                 f"{self.stack.database_url}")
+        # pyflink_jobs/tests/kafka_stack.py (and so the Fleet) take the broker and registry
+        # from here when they are imported, which is why they are imported only now
+        os.environ["LOCAL_KAFKA_BROKERS"] = self.stack.brokers
+        os.environ["LOCAL_SCHEMA_REGISTRY_URL"] = self.stack.registry_url
+        sys.path.insert(0, str(REPO / "tests" / "e2e"))
+        import e2elib  # the e2e suites' HS256 tokens and JWT secret
+
+        from pyflink_jobs.tests import kafka_stack as ks
+        from scripts.chaos.chaos_fleet import SQL_JOB, ChaosFleet
+
+        self.e2elib, self.sql_job = e2elib, SQL_JOB
+        ns = ks.KafkaNamespace()
+        self.fleet = ChaosFleet(ns, self.stack.database_url, workdir / "fleet", jwt_secret=e2elib.SECRET,
+                                media={"upload_url_expiry_secs": UPLOAD_URL_SECONDS})
+        self.fleet.tmp.mkdir()
+        topics = self.fleet.topics()
+        ns.create(*topics)
+        self.dead_letter_topics = [t for t in topics if "dead-letter" in t]
+        self.fleet.start_store()
+        self.fleet.start_services()
+        self.fleet.start_gateway()
+        self.say("services up; starting the processors")
+        self.fleet.start_flink(ns.environ(
+            **ks.db_environ(self.stack.database_url), FLINK_CHECKPOINT_INTERVAL_MS=str(CHECKPOINT_INTERVAL_MS),
+            MOVE_TIMEOUT_SECONDS=str(MOVE_TIMEOUT_SECONDS), UPLOAD_TTL_GRACE_SECONDS=str(TTL_GRACE_SECONDS)))
+        for name in self.fleet.managed:
+            if name.startswith("flink-"):
+                self.fleet.wait(lambda n=name: self.fleet.flink_submitted(n), bool, f"{name} submitted",
+                                timeout=WARMUP_TIMEOUT)
+        self.say("processors submitted")
+
+    def start_load(self) -> None:
+        db = self.stack.database_url
+        users, lean, self.seeds = seed_users(db, RICH_USERS, RICH_CREDITS, LEAN_CREDITS)
+        emails = {u.id: u.email for u in [*users, lean]}
+        self.watcher = Watcher(db)
+        self.watcher.start()
+
+        def token(user_id: str) -> str:
+            now = int(time.time())
+            return self.e2elib.hs256({"sub": user_id, "email": emails[user_id], "role": "authenticated",
+                                      "aud": "authenticated", "iat": now, "exp": now + 7200})
+
+        self.load = Load(self.fleet.url("api-gateway", ""), token, users, lean, self.watcher,
+                         uuid.uuid4().hex[:6], seed=self.args.seed)
+        self.load_started = time.time()
+        self.load.start()
+        warm, _ = measure(self.load, self.load_started, WARMUP_TIMEOUT)
+        if warm is None:
+            raise RuntimeError(f"no message and upload effects within {WARMUP_TIMEOUT:.0f} s of load; "
+                               f"logs in {self.workdir}")
+        self.say(f"warm: first effects after {warm:.1f} s of load; faults begin")
+
+    def inject(self) -> None:
+        injector = Injector(self.stack, self.fleet, self.sql_job)
+        targets = self.args.targets
+        self.chaos_started = time.time()
+        index = 0
+        while time.time() - self.chaos_started < self.args.duration or index < len(targets):
+            target = targets[index % len(targets)]
+            index += 1
+            unplanned_exits(self.stack, self.fleet, self.exits, self.started)
+            fault = Fault(target, time.time())
+            self.say(f"SIGKILL {target} (pid {injector.process(target).pid})")
+            injector.kill(target)
+            time.sleep(self.args.down)
+            injector.restart(target)
+            fault.restarted = time.time()
+            self.faults.append(fault)
+            fault.recovery, fault.per_kind = measure(self.load, fault.restarted, audit_rules.MEASURE_WINDOW)
+            kinds = ", ".join(f"{k} {report.seconds(v)}" for k, v in fault.per_kind.items())
+            self.say(f"{target} restarted; effects again after {report.recovery_text(fault)} ({kinds})")
+            unplanned_exits(self.stack, self.fleet, self.exits, self.started)
+            time.sleep(self.args.gap)
+        self.load_seconds = time.time() - self.load_started
+        self.say(f"faults done ({len(self.faults)} injected); stopping the load")
+
+    def drain_and_audit(self) -> audit_rules.AuditResult:
+        load, db = self.load, self.stack.database_url
+        load.stop(timeout=UPLOAD_URL_SECONDS + 15)
+        # every acknowledged request gets its complete effect, or the deadline passes
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while True:
+            try:
+                left = audit_rules.pending(load.requests, snapshot(db, self.fleet, None), self.seeds, self.faults)
+            except psycopg.Error as error:
+                left = -1
+                self.say(f"drain: database not answering ({error})")
+            if left == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(3)
+        self.say(f"drained ({left} acknowledged requests without their complete effect); "
+                 f"settling {SETTLE_SECONDS:.0f} s")
+        # downloads whose URL came after the client stopped waiting: it must still serve the file
+        for request in load.requests:
+            if request.kind == DOWNLOAD and request.acked and request.fetched is None:
+                ready = self.watcher.answer(request.request_id or "", "media.download_ready")
+                if ready is not None:
+                    load.fetch(request, ready.payload["download_url"], seconds=15)
+        time.sleep(SETTLE_SECONDS)
+        unplanned_exits(self.stack, self.fleet, self.exits, self.started)
+        final = snapshot(db, self.fleet, self.dead_letter_topics)
+        return audit_rules.audit(load.requests, final, self.seeds, self.faults)
+
+    def report(self, result: audit_rules.AuditResult) -> bool:
+        """Prints the tables and every anomaly, records the run; True when it passed."""
+        args, load = self.args, self.load
+        slow = audit_rules.slow_recoveries(self.faults)
+        passed = result.ok() and not slow and not self.exits
+        label = args.label or (f"{args.duration / 60:g}-minute run" if args.duration >= 60
+                               else f"{args.duration:g}-second run")
+        counts = load.counts()
+        summary = report.summary_row(label, dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
+                                     self.load_seconds, counts, self.faults, result, passed)
+        print()
+        print(report.table(report.SUMMARY_HEADER, [summary]))
+        print()
+        print(report.faults_table(self.faults, self.chaos_started))
+        print()
+        for kind in (UPLOAD, DOWNLOAD, DELETE, MESSAGE):
+            print(f"{kind} outcomes (acknowledged): {dict(result.outcomes(kind))}")
+        print(f"requests sent: {counts}; ticks skipped with every saga slot busy: {load.skipped}; "
+              f"not acknowledged: {sum(1 for r in load.requests if not r.acked)}")
+        anomalies = [v for v in result.verdicts if v.verdict != audit_rules.OK or v.explained]
+        shown = 50
+        for verdict in anomalies[:shown]:
+            r = verdict.request
+            print(f"  {verdict.verdict.upper()} {r.kind} {r.key} (acked={r.acked}, put={r.put}): "
+                  f"{verdict.outcome} {verdict.detail}"
+                  f"{' [explained: ' + verdict.explained + ']' if verdict.explained else ''}")
+        if len(anomalies) > shown:
+            print(f"  ... and {len(anomalies) - shown} more")
+        for row in result.unexplained_rows[:shown]:
+            print(f"  UNEXPLAINED {row}")
+        for problem in result.balance_problems:
+            print(f"  BALANCE {problem}")
+        for letter, why in result.dead_letters:
+            print(f"  DEAD LETTER {letter.topic}@{letter.offset}: {why or 'UNEXPLAINED'}"
+                  f"{'' if why else f' {letter.headers} {letter.value}'}")
+        for exit_ in self.exits:
+            print(f"  UNPLANNED EXIT {exit_}")
+        for fault in slow:
+            print(f"  SLOW RECOVERY {fault.target}: {report.recovery_text(fault)} "
+                  f"(limit {audit_rules.RECOVERY_LIMIT:.0f} s)")
+        if args.record:
+            report.record(args.doc, label, summary, report.recovery_rows(label, self.faults))
+            print(f"recorded as '{label}' in {args.doc}")
+        print(f"chaos: {'passed' if passed else 'FAILED'} in {time.monotonic() - self.started:.0f} s; "
+              f"logs in {self.workdir}")
+        return passed
+
+    def stop(self, passed: bool) -> None:
+        self.watcher.stopping.set()
+        self.fleet.stop()
+        self.stack.stop()
+        if passed and not self.args.keep:
+            # the logs stay; the data of a passed run is not needed
+            for data in (self.stack.root / "kafka", self.stack.root / "postgres", self.fleet.store_root,
+                         self.fleet.tmp / "checkpoints"):
+                shutil.rmtree(data, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
     missing = [str(TARGET / b) for b in BINARIES if not (TARGET / b).exists()]
     if missing:
         print(f"chaos: missing {', '.join(missing)}: build the services (./taskw rust:build) or set "
@@ -213,158 +406,23 @@ def run(args: argparse.Namespace) -> int:
         return 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"chaos-{time.strftime('%Y%m%d-%H%M%S')}-", dir="/tmp"))
     workdir.mkdir(parents=True, exist_ok=True)
-    say(started, f"run directory {workdir} (logs: {workdir}/logs, {workdir}/fleet)")
-
-    stack = PrivateStack(workdir)
-    stack.start()
-    say(started, f"private stack up: Kafka {stack.brokers}, registry {stack.registry_url}, {stack.database_url}")
-
-    # pyflink_jobs/tests/kafka_stack.py (and so the Fleet) take the broker and registry from here
-    os.environ["LOCAL_KAFKA_BROKERS"] = stack.brokers
-    os.environ["LOCAL_SCHEMA_REGISTRY_URL"] = stack.registry_url
-    sys.path.insert(0, str(REPO / "tests" / "e2e"))
-    import e2elib  # the e2e suites' HS256 tokens and JWT secret
-
-    from pyflink_jobs.tests import kafka_stack as ks
-    from scripts.chaos.chaos_fleet import SQL_JOB, ChaosFleet
-    from scripts.chaos.load import Load, Watcher, seed_users
-
-    ns = ks.KafkaNamespace()
-    fleet = ChaosFleet(ns, stack.database_url, workdir / "fleet", jwt_secret=e2elib.SECRET,
-                       media={"upload_url_expiry_secs": UPLOAD_URL_SECONDS})
-    fleet.tmp.mkdir()
-    topics = fleet.topics()
-    ns.create(*topics)
-    dead_letter_topics = [t for t in topics if "dead-letter" in t]
-    fleet.start_store()
-    fleet.start_services()
-    fleet.start_gateway()
-    say(started, "services up; starting the processors")
-    fleet.start_flink(ns.environ(
-        **ks.db_environ(stack.database_url), FLINK_CHECKPOINT_INTERVAL_MS=str(CHECKPOINT_INTERVAL_MS),
-        MOVE_TIMEOUT_SECONDS=str(MOVE_TIMEOUT_SECONDS), UPLOAD_TTL_GRACE_SECONDS=str(TTL_GRACE_SECONDS)))
-    for name in fleet.managed:
-        if name.startswith("flink-"):
-            fleet.wait(lambda n=name: fleet.flink_submitted(n), bool, f"{name} submitted", timeout=WARMUP_TIMEOUT)
-    say(started, "processors submitted")
-
-    users, lean, seeds = seed_users(stack.database_url, RICH_USERS, RICH_CREDITS, LEAN_CREDITS)
-    watcher = Watcher(stack.database_url)
-    watcher.start()
-    tag = uuid.uuid4().hex[:6]
-
-    def token(user_id: str) -> str:
-        now = int(time.time())
-        email = next(u.email for u in [*users, lean] if u.id == user_id)
-        return e2elib.hs256({"sub": user_id, "email": email, "role": "authenticated",
-                             "aud": "authenticated", "iat": now, "exp": now + 7200})
-
-    load = Load(fleet.url("api-gateway", ""), token, users, lean, watcher, tag, seed=args.seed)
-    load_started = time.time()
-    load.start()
-    warm, _ = measure(load, load_started, WARMUP_TIMEOUT)
-    if warm is None:
-        raise RuntimeError(f"no message and upload effects within {WARMUP_TIMEOUT:.0f} s of load; logs in {workdir}")
-    say(started, f"warm: first effects after {warm:.1f} s of load; faults begin")
-
-    injector = Injector(stack, fleet, SQL_JOB)
-    faults: list[Fault] = []
-    exits: list[str] = []
-    chaos_started = time.time()
-    index = 0
-    while time.time() - chaos_started < args.duration or index < len(args.targets):
-        target = args.targets[index % len(args.targets)]
-        index += 1
-        unplanned_exits(stack, fleet, exits, started)
-        fault = Fault(target, time.time())
-        say(started, f"SIGKILL {target} (pid {injector.process(target).pid})")
-        injector.kill(target)
-        time.sleep(args.down)
-        injector.restart(target)
-        fault.restarted = time.time()
-        faults.append(fault)
-        fault.recovery, fault.per_kind = measure(load, fault.restarted, audit_rules.MEASURE_WINDOW)
-        kinds = ", ".join(f"{k} {report.seconds(v)}" for k, v in fault.per_kind.items())
-        say(started, f"{target} restarted; effects again after {report.recovery_text(fault)} ({kinds})")
-        unplanned_exits(stack, fleet, exits, started)
-        time.sleep(args.gap)
-    load_seconds = time.time() - load_started
-    say(started, f"faults done ({len(faults)} injected); stopping the load")
-    load.stop(timeout=UPLOAD_URL_SECONDS + 15)
-    counts = load.counts()
-
-    # drain: every acknowledged request gets its complete effect, or the deadline passes
-    drain_deadline = time.monotonic() + DRAIN_TIMEOUT
-    while True:
-        try:
-            left = audit_rules.pending(load.requests, snapshot(stack.database_url, fleet, None), seeds, faults)
-        except psycopg.Error as error:
-            left = -1
-            say(started, f"drain: database not answering ({error})")
-        if left == 0 or time.monotonic() > drain_deadline:
-            break
-        time.sleep(3)
-    say(started, f"drained ({left} acknowledged requests without their complete effect); settling {SETTLE_SECONDS:.0f} s")
-    # downloads whose URL came after the client stopped waiting: the URL must still serve the file
-    for request in load.requests:
-        if request.kind == DOWNLOAD and request.acked and request.fetched is None:
-            ready = watcher.answer(request.request_id or "", "media.download_ready")
-            if ready is not None:
-                load.fetch(request, ready.payload["download_url"], seconds=15)
-    time.sleep(SETTLE_SECONDS)
-    unplanned_exits(stack, fleet, exits, started)
-    final = snapshot(stack.database_url, fleet, dead_letter_topics)
-    result = audit_rules.audit(load.requests, final, seeds, faults)
-
-    # ---------------------------------------------------------------- report
-    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
-    label = args.label or f"{args.duration / 60:g}-minute run"
-    slow = audit_rules.slow_recoveries(faults)
-    failed = not result.ok() or bool(slow) or bool(exits)
-    summary = report.summary_row(label, date, load_seconds, counts, faults, result, not failed)
-    print()
-    print(report.table(report.SUMMARY_HEADER, [summary]))
-    print()
-    print(report.faults_table(faults, chaos_started))
-    print()
-    for kind in (UPLOAD, DOWNLOAD, DELETE, MESSAGE):
-        print(f"{kind} outcomes (acknowledged): {dict(result.outcomes(kind))}")
-    print(f"requests sent: {counts}; ticks skipped with every saga slot busy: {load.skipped}; "
-          f"not acknowledged: {sum(1 for r in load.requests if not r.acked)}")
-    anomalies = [v for v in result.verdicts if v.verdict != audit_rules.OK or v.explained]
-    for verdict in anomalies[:50]:
-        r = verdict.request
-        print(f"  {verdict.verdict.upper()} {r.kind} {r.key} (acked={r.acked}, put={r.put}): {verdict.outcome}"
-              f" {verdict.detail} {('[explained: ' + verdict.explained + ']') if verdict.explained else ''}")
-    for row in result.unexplained_rows[:30]:
-        print(f"  UNEXPLAINED {row}")
-    for problem in result.balance_problems:
-        print(f"  BALANCE {problem}")
-    for letter, why in result.dead_letters:
-        print(f"  DEAD LETTER {letter.topic}@{letter.offset}: {why or 'UNEXPLAINED'} "
-              f"{'' if why else letter.headers} {'' if why else letter.value}")
-    for exit_ in exits:
-        print(f"  UNPLANNED EXIT {exit_}")
-    for fault in slow:
-        print(f"  SLOW RECOVERY {fault.target}: {report.seconds(fault.recovery)} (limit {audit_rules.RECOVERY_LIMIT:.0f} s)")
-    if args.record:
-        report.record(args.doc, label, summary, report.recovery_rows(label, faults))
-        print(f"recorded as '{label}' in {args.doc}")
-    print(f"chaos: {'FAILED' if failed else 'passed'} in {time.monotonic() - started:.0f} s; logs in {workdir}")
-
-    watcher.stopping.set()
-    fleet.stop()
-    stack.stop()
-    if not args.keep and not failed:
-        for data in (stack.root / "kafka", stack.root / "postgres", fleet.store_root, fleet.tmp / "checkpoints"):
-            shutil.rmtree(data, ignore_errors=True)
-    return 1 if failed else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse(sys.argv[1:] if argv is None else argv)
+    # a full disk fails the broker, the database or a checkpoint in ways that look like findings
+    free = shutil.disk_usage(workdir).free // 2**20
+    if free < MIN_FREE_MIB:
+        print(f"chaos: only {free} MiB free under {workdir}; a run needs about {MIN_FREE_MIB} MiB "
+              "(database, broker log, checkpoints)", file=sys.stderr)
+        return 2
     install_cleanup()
+    run = Run(args)
     try:
-        return run(args)
+        run.start_platform(workdir)
+        run.start_load()
+        run.inject()
+        passed = run.report(run.drain_and_audit())
+        run.stop(passed)
+        return 0 if passed else 1
     finally:
         stop_all()
+        # the Flink processes' temporary files (chaos_fleet.start_flink) are no evidence
+        for tmp in (workdir / "fleet").glob("*-tmp"):
+            shutil.rmtree(tmp, ignore_errors=True)

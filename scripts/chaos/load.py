@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import random
 import threading
@@ -114,7 +115,7 @@ class Watcher(threading.Thread):
                 with self.cond:
                     for row in rows:
                         if row[0] not in self.rows:
-                            self._add(Notification(row[0], row[1], row[2], _json(row[3]), row[4], float(row[5])))
+                            self._add(Notification(row[0], row[1], row[2], parse_payload(row[3]), row[4], float(row[5])))
                         last = max(last, row[0])
                     self.cond.notify_all()
             except psycopg.Error:
@@ -160,9 +161,8 @@ class Watcher(threading.Thread):
         return found[0] if found else None
 
 
-def _json(text: str) -> dict:
-    import json
-
+def parse_payload(text: str) -> dict:
+    """A notification's payload (JSON text); {} for anything else."""
     try:
         value = json.loads(text)
     except (TypeError, ValueError):
@@ -369,22 +369,18 @@ class Load:
     # ---------------------------------------------------------------- measuring
 
     def effect_time(self, request: Request) -> float | None:
-        """When the request's effect landed (the row's created_at), if it did; for uploads the
-        outcome the user sees (completed or rejected)."""
+        """When the request's effect landed (the row's created_at), if it did. Only effects that
+        took the whole path count: a completed upload (a refusal for lack of credits never
+        reaches the media-service or the object store), a download_ready, a file_deleted."""
         w = self.watcher
         if request.kind == MESSAGE:
             row = w.messages.get(request.key)
         elif request.kind == UPLOAD:
-            # a refusal for lack of credits is a real answer; one for an internal error is not
             row = w.named("media.upload_completed", request.key)
-            rejected = w.named("media.upload_rejected", request.key)
-            if row is None and rejected is not None and rejected.payload.get("reason") == "insufficient_credits":
-                row = rejected
         elif request.kind == DOWNLOAD:
-            row = w.answer(request.request_id or "", "media.download_ready", "media.download_rejected")
+            row = w.answer(request.request_id or "", "media.download_ready")
         else:
-            row = w.deleted.get((request.user, request.target or "")) or \
-                w.answer(request.request_id or "", "media.delete_rejected")
+            row = w.deleted.get((request.user, request.target or ""))
         return row.created_at if row else None
 
     def first_effects(self, since: float) -> tuple[set[str], dict[str, float]]:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 _REGISTRY: list["Managed"] = []
 
@@ -33,10 +33,13 @@ class Managed:
         env: Mapping[str, str] | None = None,
         user: str | None = None,
         cwd: str | os.PathLike | None = None,
+        before_start: Callable[[], None] | None = None,
     ) -> None:
         self.name, self.argv, self.log = name, [str(a) for a in argv], log
         self.env = dict(env) if env is not None else None
         self.user, self.cwd = user, cwd
+        #: called before every start (e.g. to clear what a killed predecessor left behind)
+        self.before_start = before_start
         self.popen: subprocess.Popen | None = None
         self.starts = 0
         _REGISTRY.append(self)
@@ -50,6 +53,8 @@ class Managed:
 
     def start(self) -> None:
         assert not self.alive(), f"{self.name} is already running"
+        if self.before_start is not None:
+            self.before_start()
         self.starts += 1
         with open(self.log, "a") as log:
             log.write(f"\n===== {time.strftime('%H:%M:%S')} start #{self.starts} of {self.name}\n")

@@ -145,7 +145,9 @@ class PrivateStack:
             self.pg_data.mkdir(mode=0o700)
         subprocess.run(
             [self.pg_bin / "initdb", "--pgdata", self.pg_data, "--username=postgres", "--auth=trust",
-             "--encoding=UTF8", "--locale=C.UTF-8"],
+             "--encoding=UTF8", "--locale=C.UTF-8",
+             # 1 MiB WAL segments instead of 16: a run writes little, and the disk is shared
+             "--wal-segsize=1"],
             user=self.pg_user, cwd="/", check=True, capture_output=True,
         )
         settings = f"""
@@ -156,6 +158,8 @@ unix_socket_directories = ''
 max_connections = 200
 # as the stack's cluster: the Supabase bootstrap creates the Realtime publication
 wal_level = logical
+max_wal_size = 64MB
+min_wal_size = 8MB
 """
         with open(self.pg_data / "postgresql.conf", "a") as conf:
             conf.write(settings)
