@@ -9,7 +9,7 @@ use substrate::s3::ObjectClient;
 
 pub use substrate::events::{AvroEventSink, EventSink, SinkError};
 
-pub use substrate::s3::ObjectError as StorageError;
+pub use substrate::s3::{Moved, ObjectError as StorageError};
 
 /// Presigning and object operations.
 #[async_trait]
@@ -26,8 +26,8 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StorageError>;
     /// Removes `key`; a missing key is not an error.
     async fn remove(&self, key: &str) -> Result<(), StorageError>;
-    /// Moves `from` → `to`; idempotent (an already moved object counts as moved).
-    async fn move_object(&self, from: &str, to: &str) -> Result<(), StorageError>;
+    /// Moves `from` → `to`; idempotent (an already moved object counts as moved, and says so).
+    async fn move_object(&self, from: &str, to: &str) -> Result<Moved, StorageError>;
 }
 
 /// [`ObjectStore`] on S3/MinIO, in the configured bucket.
@@ -68,7 +68,7 @@ impl ObjectStore for S3ObjectStore {
         self.client.remove(&self.bucket, key).await
     }
 
-    async fn move_object(&self, from: &str, to: &str) -> Result<(), StorageError> {
+    async fn move_object(&self, from: &str, to: &str) -> Result<Moved, StorageError> {
         self.client.move_object(&self.bucket, from, to).await
     }
 }

@@ -307,7 +307,7 @@ async fn media_upload(
         );
         match tokio::time::timeout(state.move_timeout, state.storage.move_object(&from, &to)).await
         {
-            Ok(Ok(())) => tracing::info!(src = %from, dst = %to, "upload moved"),
+            Ok(Ok(moved)) => tracing::info!(src = %from, dst = %to, ?moved, "upload moved"),
             Ok(Err(error)) => {
                 tracing::warn!(%error, src = %from, "move failed; the move saga will retry")
             }

@@ -137,6 +137,17 @@ pub enum ObjectError {
     Refused(String),
 }
 
+/// What a successful [`ObjectClient::move_object`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    /// This call copied the object to its destination.
+    Copied,
+    /// The destination already held the object and the source was gone: an earlier call (or
+    /// an earlier attempt of this one) made the move. The store's notification for the
+    /// destination went out then, not now.
+    AlreadyMoved,
+}
+
 impl ObjectError {
     /// Whether retrying the same request cannot help.
     pub fn is_permanent(&self) -> bool {
@@ -264,7 +275,12 @@ impl ObjectClient {
 
     /// Server-side copy `from` → `to`, then delete `from`. Idempotent: when `from` is already
     /// gone but `to` exists, the move happened before and counts as done.
-    pub async fn move_object(&self, bucket: &str, from: &str, to: &str) -> Result<(), ObjectError> {
+    pub async fn move_object(
+        &self,
+        bucket: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Moved, ObjectError> {
         // The copy source is `bucket/key`, URL-encoded (keys may contain spaces and more).
         let source = format!(
             "{bucket}/{}",
@@ -280,7 +296,7 @@ impl ObjectClient {
             .await;
         if let Err(error) = copied {
             if self.exists(bucket, to).await? {
-                return Ok(());
+                return Ok(Moved::AlreadyMoved);
             }
             if !self.exists(bucket, from).await? {
                 return Err(ObjectError::NotFound(from.to_owned()));
@@ -291,7 +307,7 @@ impl ObjectClient {
         if let Err(error) = self.remove(bucket, from).await {
             tracing::warn!(%error, from, "source not deleted after move");
         }
-        Ok(())
+        Ok(Moved::Copied)
     }
 }
 

@@ -1,11 +1,18 @@
 //! `internal.media.upload.retry` (from the move saga) → move `uploads/…` → `files/…` again →
 //! `internal.media.upload.received` with retry_count + 1. The move saga caps the retries.
+//!
+//! The saga confirms an upload once it has both the `upload.received` and the permanent path's
+//! `file.ready`, which the store's notification produces when the object lands in `files/`. A
+//! retry that finds the object already there (an earlier move finished after the saga's
+//! timeout) copies nothing, so no notification follows; the saga may also have dropped the
+//! `file.ready` it got meanwhile. This handler then says `file.ready` itself, or the upload
+//! would be retried until dead-lettered while its file sits in `files/`.
 
 use serde_json::json;
 use substrate::kafka::HandlerError;
 
 use super::{Deps, storage_failure};
-use crate::edges::StorageError;
+use crate::edges::{Moved, StorageError};
 use crate::fields::{self, Fields};
 
 /// Handles one move retry.
@@ -29,15 +36,15 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
             "permanent_path {permanent_path:?} does not belong to {file_path:?}"
         )));
     }
-    match deps.storage.move_object(file_path, permanent_path).await {
-        Ok(()) => {}
+    let moved = match deps.storage.move_object(file_path, permanent_path).await {
+        Ok(moved) => moved,
         Err(StorageError::NotFound(_)) => {
             return Err(HandlerError::permanent(format!(
                 "{file_path} is gone and {permanent_path} does not exist"
             )));
         }
         Err(error) => return Err(storage_failure(error)),
-    }
+    };
     deps.emit(
         &deps.topics.upload_received,
         json!({
@@ -52,5 +59,21 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
             "retry_count": fields::retry_count(f) + 1,
         }),
     )
-    .await
+    .await?;
+    if moved == Moved::AlreadyMoved {
+        tracing::info!(
+            permanent_path,
+            "object already in place; announcing file.ready for the saga"
+        );
+        deps.emit(
+            &deps.topics.file_ready,
+            json!({
+                "file_path": permanent_path,
+                "file_size": file_size,
+                "upload_time": substrate::time::now_rfc3339(),
+            }),
+        )
+        .await?;
+    }
+    Ok(())
 }

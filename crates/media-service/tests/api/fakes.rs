@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use media_service::announced::Announced;
 use media_service::configuration::{MediaSettings, Topics};
 use media_service::edges::{
-    DbError, EventSink, FileRow, MediaFiles, ObjectStore, SinkError, StorageError,
+    DbError, EventSink, FileRow, MediaFiles, Moved, ObjectStore, SinkError, StorageError,
 };
 use media_service::handlers::Deps;
 use serde_json::{Map, Value};
@@ -58,6 +58,8 @@ pub struct FakeStorage {
     /// Removals are refused for good (403), not failing for a while.
     pub refuse_remove: Mutex<bool>,
     pub move_result: Mutex<Option<StorageError>>,
+    /// Makes a successful move report that the destination already held the object.
+    pub already_moved: Mutex<bool>,
     pub log: OpLog,
 }
 
@@ -99,11 +101,12 @@ impl ObjectStore for FakeStorage {
         lock(&self.removed).push(key.into());
         Ok(())
     }
-    async fn move_object(&self, from: &str, to: &str) -> Result<(), StorageError> {
+    async fn move_object(&self, from: &str, to: &str) -> Result<Moved, StorageError> {
         lock(&self.moved).push((from.into(), to.into()));
         match lock(&self.move_result).clone() {
             Some(error) => Err(error),
-            None => Ok(()),
+            None if *lock(&self.already_moved) => Ok(Moved::AlreadyMoved),
+            None => Ok(Moved::Copied),
         }
     }
 }

@@ -827,6 +827,33 @@ async fn upload_retry_moves_then_reproduces_upload_received_with_the_next_count(
 }
 
 #[tokio::test]
+async fn a_retry_that_finds_the_file_already_moved_announces_it_ready() {
+    // The saga timed out before an earlier move finished: nothing is copied now, so the store
+    // sends no notification, and without this file.ready the saga would retry to a dead letter.
+    let kit = Kit::new();
+    *lock(&kit.storage.already_moved) = true;
+    assert!(
+        upload_retry::handle(&kit.deps, &fields(upload_retry_event()))
+            .await
+            .is_ok()
+    );
+    assert_eq!(kit.on("internal.media.upload.received").len(), 1);
+    let ready = kit.on("internal.media.file.ready");
+    assert_eq!(ready.len(), 1, "{:?}", kit.sink.events());
+    assert_eq!(ready[0]["file_path"], "files/user-123/uuid-1/photo.jpg");
+    assert_eq!(ready[0]["file_size"], 204_800);
+
+    // A move that copied leaves file.ready to the store's notification.
+    let kit = Kit::new();
+    assert!(
+        upload_retry::handle(&kit.deps, &fields(upload_retry_event()))
+            .await
+            .is_ok()
+    );
+    assert!(kit.on("internal.media.file.ready").is_empty());
+}
+
+#[tokio::test]
 async fn upload_retry_failures() {
     let kit = Kit::new();
     *lock(&kit.storage.move_result) = Some(StorageError::Failed("timeout".into()));

@@ -425,6 +425,36 @@ async fn the_upload_saga_runs_end_to_end_on_real_parts() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_move_retry_for_a_file_already_in_place_announces_it_ready() {
+    // Arrange: the move finished (the staging object is gone, the permanent one is there) and
+    // its file.ready came and went while the saga was timing out; the saga now asks again.
+    let f = Fixture::start(1_000).await;
+    let staged = "uploads/owner/late/x.png";
+    let permanent = "files/owner/late/x.png";
+    f.insert_file("owner", permanent, b"late bytes").await;
+    let first = f.read(&f.topics.file_ready, 1, WAIT).await;
+    assert_eq!(first.len(), 1, "the store announced the object once");
+
+    // Act
+    f.produce(&f.topics.upload_retry, json!({"user_id":"owner","email":"o@example.com","file_path":staged,"permanent_path":permanent,"file_name":"x.png","file_size":10,"media_type":"image/png","upload_time":"2026-02-25T10:00:00Z","retry_count":1,"retry_time":"2026-02-25T10:02:00Z"})).await;
+
+    // Assert: the saga gets both halves again, so it can confirm instead of retrying on.
+    let received = f.read(&f.topics.upload_received, 1, WAIT).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].1["retry_count"], 2);
+    let ready = f.read(&f.topics.file_ready, 2, WAIT).await;
+    assert_eq!(
+        ready.len(),
+        2,
+        "no file.ready for the object already in place"
+    );
+    assert_eq!(ready[1].1["file_path"], permanent);
+    assert_eq!(ready[1].1["file_size"], 10);
+    assert!(f.object_exists(permanent).await);
+    f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn downloads_are_signed_for_the_owner_and_rejected_for_others() {
     let f = Fixture::start(1_000).await;
     f.insert_file("owner", "files/owner/x/doc.pdf", b"%PDF-bytes")

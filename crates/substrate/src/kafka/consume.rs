@@ -413,6 +413,9 @@ struct Worker<'a, H> {
 /// Longest pause after a failed poll (see `Worker::run`).
 const POLL_ERROR_MAX_WAIT: Duration = Duration::from_secs(1);
 
+/// Most queued poll errors taken in one go before the loop waits (see `drain_poll_errors`).
+const POLL_ERROR_DRAIN_LIMIT: usize = 1024;
+
 /// Whether the loop should keep going.
 enum Flow {
     Continue,
@@ -421,6 +424,7 @@ enum Flow {
 
 /// Where one message stands in its retries.
 struct Retrying {
+    topic: String,
     offset: i64,
     partition: i32,
     attempts: u32,
@@ -449,19 +453,29 @@ impl<H: BatchHandler> Worker<'_, H> {
                         // what the client is already recovering from by itself (a broker gone,
                         // a reconnect failing), and one is queued for each: backing off as for a
                         // handler's retries would sleep up to the retry cap per queued error,
-                        // long after the broker is back (a chaos run saw minutes). Waiting at
-                        // most a second keeps a stream of errors from spinning the loop.
+                        // long after the broker is back (a chaos run saw minutes). So the
+                        // errors already queued are drained without waiting, and the loop then
+                        // waits once, at most a second, which keeps a stream of errors from
+                        // spinning it.
                         poll_failures += 1;
                         self.metrics.error("", "poll");
                         tracing::warn!(%error, "poll failed");
-                        let delay = self
-                            .settings
-                            .backoff(poll_failures)
-                            .min(POLL_ERROR_MAX_WAIT);
-                        if self.sleep(delay).await.is_stop() {
-                            return;
+                        match self.drain_poll_errors() {
+                            Some(message) => {
+                                poll_failures = 0;
+                                batch.push(message);
+                            }
+                            None => {
+                                let delay = self
+                                    .settings
+                                    .backoff(poll_failures)
+                                    .min(POLL_ERROR_MAX_WAIT);
+                                if self.sleep(delay).await.is_stop() {
+                                    return;
+                                }
+                                continue;
+                            }
                         }
-                        continue;
                     }
                 }
             }
@@ -482,6 +496,33 @@ impl<H: BatchHandler> Worker<'_, H> {
                 return;
             }
         }
+    }
+
+    /// Takes the poll errors already queued, without waiting; returns the first message found
+    /// behind them, if any. Bounded, so a client producing errors as fast as they are read
+    /// still reaches the loop's wait.
+    fn drain_poll_errors(&self) -> Option<InboundMessage> {
+        let mut drained = 0usize;
+        while drained < POLL_ERROR_DRAIN_LIMIT {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(message)) => {
+                    if drained > 0 {
+                        tracing::info!(drained, "queued poll errors drained");
+                    }
+                    return Some(InboundMessage::from_borrowed(&message));
+                }
+                Some(Err(error)) => {
+                    drained += 1;
+                    self.metrics.error("", "poll");
+                    tracing::debug!(%error, "queued poll error drained");
+                }
+                None => break,
+            }
+        }
+        if drained > 0 {
+            tracing::info!(drained, "queued poll errors drained");
+        }
+        None
     }
 
     fn take_held(&self, batch: &mut Vec<InboundMessage>) {
@@ -514,11 +555,13 @@ impl<H: BatchHandler> Worker<'_, H> {
                         let entry = match retrying.take() {
                             Some(entry)
                                 if entry.offset == message.offset
-                                    && entry.partition == message.partition =>
+                                    && entry.partition == message.partition
+                                    && entry.topic == message.topic =>
                             {
                                 entry
                             }
                             _ => Retrying {
+                                topic: message.topic.clone(),
                                 offset: message.offset,
                                 partition: message.partition,
                                 attempts: 0,
