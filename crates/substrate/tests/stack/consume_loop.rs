@@ -621,3 +621,80 @@ async fn a_dead_letter_copy_the_broker_refuses_is_recorded_without_its_value() {
         "{headers:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partition_paused_when_the_member_lost_it_is_fetched_again_once_reassigned() {
+    // Arrange: a member pauses its partition (as the loop does while it backs off) and then
+    // loses it: here by not polling past its poll interval, in the chaos run by a broker
+    // restart that ended its membership. librdkafka keeps a partition's pause flag across the
+    // loss and the re-assignment, so unless the context resumes what it is given, the member
+    // holds the partition and never fetches from it again.
+    use rdkafka::Message as _;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use substrate::kafka::LoggingContext;
+
+    let stack = Stack::connect();
+    let (topic, _) = stack
+        .topic_with_schema("substrate.loop.repause", USER_MESSAGE)
+        .await;
+    produce_messages(&stack, &topic, &["before"]).await;
+    let kafka = KafkaSettings {
+        session_timeout_ms: 6_000,
+        max_poll_interval_ms: 6_000,
+        ..stack.stack.kafka()
+    };
+    let consumer: StreamConsumer<LoggingContext> = kafka
+        .consumer_config(&unique("g-repause"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .create_with_context(LoggingContext)
+        .unwrap_or_else(|e| panic!("{e}"));
+    consumer
+        .subscribe(&[&topic])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text_of = |payload: Option<&[u8]>| {
+        let codec = stack.codec.clone();
+        let payload = payload.unwrap_or_default().to_vec();
+        async move {
+            codec
+                .decode(&payload)
+                .await
+                .map(|decoded| {
+                    decoded.to_json()["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned()
+                })
+                .unwrap_or_default()
+        }
+    };
+    let first = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+        .await
+        .unwrap_or_else(|_| panic!("nothing fetched"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(text_of(first.payload()).await, "before");
+    drop(first);
+    let assignment = consumer.assignment().unwrap_or_else(|e| panic!("{e}"));
+    consumer
+        .pause(&assignment)
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Act: no poll for longer than the poll interval (the member leaves the group), then a new
+    // record, then polling again (the member rejoins and is given the partition back).
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    produce_messages(&stack, &topic, &["after"]).await;
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !seen.iter().any(|t| t == "after") {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(message)) => seen.push(text_of(message.payload()).await),
+            Ok(Err(error)) => tracing::debug!(%error, "poll failed"),
+            Err(_) => break,
+        }
+    }
+
+    // Assert: fetched again (from the last commit: nothing was stored, so `before` comes first).
+    assert!(
+        seen.iter().any(|t| t == "after"),
+        "the re-assigned partition stayed paused; fetched {seen:?}"
+    );
+}
