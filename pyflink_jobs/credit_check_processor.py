@@ -44,6 +44,9 @@ log = logging.getLogger("credit_check_processor")
 
 INSUFFICIENT_CREDITS = "insufficient_credits"
 INTERNAL_ERROR = "internal_error"
+#: Database attempts per intent before it is rejected with internal_error (CREDIT_CHECK_DB_ATTEMPTS).
+DEFAULT_ATTEMPTS = 6
+RETRY_DELAY_CAP_SECONDS = 5.0
 
 #: One output row for both outcomes (routed by `outcome`); unused fields are "".
 OUTPUT = common.columns(
@@ -91,7 +94,7 @@ class CreditCheck:
         self,
         ledger: Ledger,
         now_iso: Callable[[], str] = common.utc_now_iso,
-        attempts: int = 3,
+        attempts: int = DEFAULT_ATTEMPTS,
         retry_delay_seconds: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -100,6 +103,13 @@ class CreditCheck:
         self.attempts = max(1, attempts)
         self.retry_delay_seconds = retry_delay_seconds
         self.sleep = sleep
+
+    def delay(self, attempt: int) -> float:
+        """Pause after failed attempt `attempt` (1-based): doubling from the first delay, at most
+        RETRY_DELAY_CAP_SECONDS. With the defaults the attempts span about 12 s, which rides out
+        a database restart (a chaos run's take 2-3 s) instead of telling the user their upload
+        failed; a longer outage still answers internal_error rather than holding the job."""
+        return min(self.retry_delay_seconds * 2 ** (attempt - 1), RETRY_DELAY_CAP_SECONDS)
 
     def process(self, intent: Mapping[str, Any]) -> dict:
         user_id = intent.get("user_id") or ""
@@ -119,7 +129,7 @@ class CreditCheck:
                 self.ledger.reset()
                 if attempt == self.attempts:
                     return self._rejected(intent, INTERNAL_ERROR)
-                self.sleep(self.retry_delay_seconds * attempt)
+                self.sleep(self.delay(attempt))
         if result.approved:
             return {
                 "outcome": "approved",
@@ -268,7 +278,7 @@ except ImportError:  # the processing classes above work without PyFlink
 
 
 class CreditCheckAdapter(MapFunction):
-    def __init__(self, settings: Mapping[str, str], conninfo: str | None = None, attempts: int = 3) -> None:
+    def __init__(self, settings: Mapping[str, str], conninfo: str | None = None, attempts: int = DEFAULT_ATTEMPTS) -> None:
         self.settings = dict(settings)
         self.conninfo = conninfo
         self.attempts = attempts
@@ -312,7 +322,7 @@ def table_ddl(environ: Mapping[str, str] | None = None) -> list[str]:
     ]
 
 
-def build(t_env, settings: Mapping[str, str], conninfo: str | None = None, attempts: int = 3):
+def build(t_env, settings: Mapping[str, str], conninfo: str | None = None, attempts: int = DEFAULT_ATTEMPTS):
     from pyflink.common import Types
 
     intents = t_env.to_data_stream(t_env.from_path("upload_intent_source"))
@@ -338,7 +348,7 @@ def main(extra_config: Mapping[str, str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO)
     try:
         ddl = table_ddl()
-        attempts = common.int_env("CREDIT_CHECK_DB_ATTEMPTS", 3)
+        attempts = common.int_env("CREDIT_CHECK_DB_ATTEMPTS", DEFAULT_ATTEMPTS)
     except common.ConfigError as error:
         print(f"credit_check_processor: {error}", file=sys.stderr)
         return 1

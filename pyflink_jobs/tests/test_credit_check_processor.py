@@ -108,6 +108,17 @@ def test_persistent_database_errors_reject_with_internal_error():
     assert ledger.calls == 3
 
 
+def test_retries_back_off_doubling_and_span_a_database_restart_by_default():
+    # A chaos run's database restart takes 2-3 s: the default attempts must outlast it rather
+    # than reject an upload for a blip.
+    pauses = []
+    ledger = MemoryLedger({"u1": 1}, failures=10)
+    cc.CreditCheck(ledger, now_iso=lambda: NOW, sleep=pauses.append).process(intent())
+    assert pauses == [0.5, 1.0, 2.0, 4.0, 5.0]
+    assert ledger.calls == cc.DEFAULT_ATTEMPTS
+    assert sum(pauses) >= 10
+
+
 @pytest.mark.parametrize("missing", ["user_id", "request_id"])
 def test_intent_without_ids_is_rejected_without_touching_the_ledger(missing):
     ledger = MemoryLedger({"u1": 5})

@@ -11,6 +11,9 @@ use substrate::postgres::{POSTGRES_ALIASES, PostgresSettings};
 use substrate::s3::{S3_ALIASES, S3Settings};
 use substrate::telemetry::TelemetrySettings;
 
+use crate::idempotency::IdempotencySettings;
+use crate::ratelimit::RateLimitSettings;
+
 /// Everything the gateway is configured with.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -93,6 +96,12 @@ pub struct GatewaySettings {
     pub presign_expiry_secs: u64,
     /// Topics of the hard-wired (non-allowlisted) routes.
     pub topics: Topics,
+    /// Most events one `/api/v1/events/{key}/batch` request may carry.
+    pub batch_max_events: usize,
+    /// How long `Idempotency-Key`s are remembered.
+    pub idempotency: IdempotencySettings,
+    /// Per-user rate limits by route class.
+    pub rate_limits: RateLimitSettings,
 }
 
 impl Default for GatewaySettings {
@@ -102,6 +111,9 @@ impl Default for GatewaySettings {
             body_limit_bytes: 1024 * 1024,
             presign_expiry_secs: 900,
             topics: Topics::default(),
+            batch_max_events: 100,
+            idempotency: IdempotencySettings::default(),
+            rate_limits: RateLimitSettings::default(),
         }
     }
 }

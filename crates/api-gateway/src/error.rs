@@ -25,6 +25,19 @@ pub enum ApiError {
     /// 404: no such resource (for this user).
     #[error("{0}")]
     NotFound(String),
+    /// 409: another attempt with the same `Idempotency-Key` is still running.
+    #[error("{0}")]
+    Conflict(String),
+    /// 422: the request is well-formed but cannot be applied as sent (an `Idempotency-Key`
+    /// reused for another body).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// 429: the caller's rate limit is spent; `retry_after_secs` says when a request fits.
+    #[error("rate limit exceeded")]
+    TooManyRequests {
+        /// Whole seconds until the next request is allowed.
+        retry_after_secs: u64,
+    },
     /// 405: wrong method for this path.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -49,41 +62,43 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// What the client is told: status, error code and message. Logs what only the operator
+    /// should see (dependency outages, the cause chain of a 500).
+    pub fn describe(self) -> (StatusCode, &'static str, String) {
         match self {
-            Self::BadRequest(message) => {
-                json_error(StatusCode::BAD_REQUEST, "bad_request", message)
-            }
-            Self::Unauthorized(message) => {
-                let mut response = json_error(StatusCode::UNAUTHORIZED, "unauthorized", message);
-                response.headers_mut().insert(
-                    axum::http::header::WWW_AUTHENTICATE,
-                    axum::http::HeaderValue::from_static("Bearer"),
-                );
-                response
-            }
+            Self::BadRequest(message) => (StatusCode::BAD_REQUEST, "bad_request", message),
+            Self::Unauthorized(message) => (StatusCode::UNAUTHORIZED, "unauthorized", message),
             // The frontend matches on this exact error code (services spec §8).
-            Self::InsufficientCredits => json_error(
+            Self::InsufficientCredits => (
                 StatusCode::PAYMENT_REQUIRED,
                 "insufficient_credits",
-                "no credits left for an upload",
+                "no credits left for an upload".into(),
             ),
-            Self::Forbidden(message) => json_error(StatusCode::FORBIDDEN, "forbidden", message),
-            Self::NotFound(message) => json_error(StatusCode::NOT_FOUND, "not_found", message),
-            Self::MethodNotAllowed => json_error(
+            Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message),
+            Self::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message),
+            Self::Conflict(message) => (StatusCode::CONFLICT, "conflict", message),
+            Self::Unprocessable(message) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", message)
+            }
+            Self::TooManyRequests { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("Rate limit exceeded; retry in {retry_after_secs} s"),
+            ),
+            Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                "Method not allowed",
+                "Method not allowed".into(),
             ),
-            Self::PayloadTooLarge => json_error(
+            Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                "Payload Too Large",
+                "Payload Too Large".into(),
             ),
             Self::Unavailable(message) => {
                 tracing::warn!(message, "dependency unavailable");
-                json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             }
             Self::Unexpected(error) => {
                 tracing::error!(
@@ -91,12 +106,34 @@ impl IntoResponse for ApiError {
                     error.cause_chain = %substrate::telemetry::cause_chain(&*error),
                     "request failed"
                 );
-                json_error(
+                (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",
-                    "Internal server error",
+                    "Internal server error".into(),
                 )
             }
         }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let extra_header = match &self {
+            Self::Unauthorized(_) => Some((
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            )),
+            Self::TooManyRequests { retry_after_secs } => Some((
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after_secs),
+            )),
+            _ => None,
+        };
+        let (status, code, message) = self.describe();
+        let mut response = json_error(status, code, message);
+        if let Some((name, value)) = extra_header {
+            response.headers_mut().insert(name, value);
+        }
+        response
     }
 }

@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{JwksCheck, JwtVerifier};
 use crate::configuration::Settings;
 use crate::edges::{AvroEventSink, PgMediaStore, S3ObjectStore};
+use crate::idempotency::{IdempotencyStore, PgIdempotencyStore};
+use crate::ratelimit::RateLimiter;
 use crate::routes_config::{Routes, RoutesCheck};
 use crate::state::AppState;
 
@@ -29,6 +31,7 @@ pub struct Application {
     publisher: KafkaPublisher,
     jwt: Arc<JwtVerifier>,
     routes: Routes,
+    idempotency: Arc<PgIdempotencyStore>,
 }
 
 impl Application {
@@ -54,6 +57,11 @@ impl Application {
         let routes = Routes::load(&routes_path);
         let registry = Arc::new(SchemaRegistry::new(&settings.registry)?);
         let publisher = KafkaPublisher::new(&settings.kafka)?;
+        let pool = settings.postgres.pool()?;
+        let idempotency = Arc::new(PgIdempotencyStore::new(
+            pool.clone(),
+            &settings.gateway.idempotency,
+        ));
         let state = AppState {
             jwt: jwt.clone(),
             webhook_secret,
@@ -63,11 +71,14 @@ impl Application {
                 AvroCodec::new(registry.clone()),
                 Arc::new(publisher.clone()),
             )),
-            media: Arc::new(PgMediaStore::new(settings.postgres.pool()?)),
+            media: Arc::new(PgMediaStore::new(pool.clone())),
             objects: Arc::new(S3ObjectStore::new(&settings.s3)),
             bucket: settings.s3.bucket.clone(),
             presign_expiry: Duration::from_secs(settings.gateway.presign_expiry_secs),
             topics: Arc::new(settings.gateway.topics.clone()),
+            idempotency: idempotency.clone(),
+            limits: Arc::new(RateLimiter::new(settings.gateway.rate_limits)),
+            batch_max_events: settings.gateway.batch_max_events,
         };
         let readiness = Readiness::new("not_ready")
             .with(Arc::new(KafkaCheck::new(&settings.kafka)?))
@@ -98,6 +109,7 @@ impl Application {
             publisher,
             jwt,
             routes,
+            idempotency,
         })
     }
 
@@ -119,6 +131,13 @@ impl Application {
         {
             tracing::error!(%error, "cannot watch the routes file; edits need a restart");
         }
+        spawn_sweeper(
+            self.idempotency.clone(),
+            std::time::Duration::from_secs(
+                self.settings.gateway.idempotency.sweep_interval_secs.max(1),
+            ),
+            background.clone(),
+        );
         let served =
             substrate::http::serve(self.listener, self.router, shutdown, self.limits).await;
         background.cancel();
@@ -128,4 +147,22 @@ impl Application {
         served?;
         Ok(())
     }
+}
+
+/// Removes expired idempotency keys every `interval` until `stop` (their window check does not
+/// need it; this only keeps the table small).
+fn spawn_sweeper(store: Arc<PgIdempotencyStore>, interval: Duration, stop: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            match store.sweep().await {
+                Ok(0) => {}
+                Ok(removed) => tracing::debug!(removed, "expired idempotency keys removed"),
+                Err(error) => tracing::warn!(%error, "could not remove expired idempotency keys"),
+            }
+        }
+    });
 }

@@ -8,6 +8,8 @@ use secrecy::SecretString;
 use crate::auth::JwtVerifier;
 use crate::configuration::Topics;
 use crate::edges::{EventSink, MediaStore, ObjectStore};
+use crate::idempotency::IdempotencyStore;
+use crate::ratelimit::RateLimiter;
 use crate::routes_config::Routes;
 
 /// Cloned into every request; everything heavy sits behind `Arc`.
@@ -31,4 +33,10 @@ pub struct AppState {
     pub presign_expiry: Duration,
     /// Topics of the intent and legacy routes.
     pub topics: Arc<Topics>,
+    /// `Idempotency-Key` records.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Per-user rate limits.
+    pub limits: Arc<RateLimiter>,
+    /// Most events one batch may carry.
+    pub batch_max_events: usize,
 }

@@ -1,18 +1,23 @@
-//! Event ingestion: `/webhooks/{key}` (Supabase triggers, shared secret) and
-//! `/api/v1/events/{key}` (the frontend, Supabase JWT). The key resolves to a topic only through
-//! the allowlist; the body is encoded with the topic's latest schema and the answer (204) comes
-//! only after the broker acknowledged the record.
+//! Event ingestion: `/webhooks/{key}` (Supabase triggers, shared secret),
+//! `/api/v1/events/{key}` (the frontend, Supabase JWT) and its batch form
+//! `/api/v1/events/{key}/batch`. The key resolves to a topic only through the allowlist; the
+//! body is encoded with the topic's latest schema and the answer comes only after the broker
+//! acknowledged the record. User routes take an `Idempotency-Key` and count against the
+//! user's `events` rate limit (a batch one token per event).
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use serde_json::Value;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
 
 use super::JsonObject;
 use crate::auth::{AuthUser, WebhookCaller};
 use crate::edges::SinkError;
 use crate::error::{ApiError, ApiResult};
+use crate::idempotency::{self, IdempotencyKey, Outcome, Recorded};
+use crate::ratelimit::Class;
 use crate::state::AppState;
 
 /// `POST /webhooks/{key}`: published exactly as sent (the caller is the database itself).
@@ -38,23 +43,168 @@ pub async fn external(
     State(state): State<AppState>,
     user: AuthUser,
     Path(params): Path<HashMap<String, String>>,
-    JsonObject(mut body): JsonObject,
-) -> ApiResult<StatusCode> {
+    uri: Uri,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Response> {
+    let topic = external_topic(&state, &params)?;
+    state.limits.check(&user.user_id, Class::Events, 1)?;
+    let key = IdempotencyKey::from_headers(&headers)?;
+    let sent = Value::Object(body.clone());
+    let document = Value::Object(stamped(body, &user));
+    idempotency::once(
+        &*state.idempotency,
+        key,
+        &user.user_id,
+        uri.path(),
+        &sent,
+        |identity| async move {
+            state
+                .events
+                .send_event(&topic, &document, &identity.event_id)
+                .await
+                .map_err(|error| client_error(&topic, error))?;
+            Ok(Outcome::Complete(Recorded::empty(StatusCode::NO_CONTENT)))
+        },
+    )
+    .await
+}
+
+/// `POST /api/v1/events/{key}/batch`: `{"events": [<event>, ...]}`, 1 to
+/// `gateway.batch_max_events` events for one topic. Each event is checked and stamped like a
+/// single one; those that fit the schema are produced in their order, each failing one is
+/// reported on its own. The answer is 200 with one result per event, in order
+/// (`{"index", "status"}`, plus `error` and `message` for a failure) and the counts, unless
+/// nothing was produced because the broker or registry is unavailable: then the whole batch is
+/// answered 503 and may be sent again as it is.
+pub async fn batch(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(params): Path<HashMap<String, String>>,
+    uri: Uri,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Response> {
+    let topic = external_topic(&state, &params)?;
+    let items = batch_items(&body, state.batch_max_events)?;
+    let cost = u32::try_from(items.len()).unwrap_or(u32::MAX);
+    state.limits.check(&user.user_id, Class::Events, cost)?;
+    let key = IdempotencyKey::from_headers(&headers)?;
+    let sent = Value::Object(body.clone());
+    let user_id = user.user_id.clone();
+    idempotency::once(
+        &*state.idempotency,
+        key,
+        &user_id,
+        uri.path(),
+        &sent,
+        |identity| async move {
+            let mut results: Vec<Option<Value>> = vec![None; items.len()];
+            let mut events = Vec::new();
+            let mut positions = Vec::new();
+            for (index, item) in items.iter().enumerate() {
+                match item {
+                    Value::Object(event) => {
+                        events.push((
+                            Value::Object(stamped(event.clone(), &user)),
+                            identity.item(index),
+                        ));
+                        positions.push(index);
+                    }
+                    _ => {
+                        results[index] = Some(item_failure(
+                            index,
+                            ApiError::BadRequest("each event must be a JSON object".into()),
+                        ));
+                    }
+                }
+            }
+            let mut unavailable = None;
+            for (index, result) in positions
+                .into_iter()
+                .zip(state.events.send_events(&topic, &events).await)
+            {
+                results[index] = Some(match result {
+                    Ok(()) => json!({"index": index, "status": 204}),
+                    Err(error) => {
+                        let error = client_error(&topic, error);
+                        if matches!(error, ApiError::Unavailable(_)) {
+                            unavailable.get_or_insert_with(|| error.to_string());
+                        }
+                        item_failure(index, error)
+                    }
+                });
+            }
+            let results: Vec<Value> = results.into_iter().flatten().collect();
+            let accepted = results.iter().filter(|r| r["status"] == 204).count();
+            if let (0, Some(message)) = (accepted, unavailable) {
+                return Err(ApiError::Unavailable(message));
+            }
+            let answer = Recorded::json(
+                StatusCode::OK,
+                json!({
+                    "accepted": accepted,
+                    "rejected": results.len() - accepted,
+                    "results": results,
+                }),
+            );
+            Ok(if accepted == items.len() {
+                Outcome::Complete(answer)
+            } else {
+                Outcome::Partial(answer)
+            })
+        },
+    )
+    .await
+}
+
+/// The events of a batch body, or why the batch as a whole is refused.
+fn batch_items(body: &Map<String, Value>, max: usize) -> ApiResult<Vec<Value>> {
+    if let Some(other) = body.keys().find(|k| k.as_str() != "events") {
+        return Err(ApiError::BadRequest(format!(
+            "unknown field `{other}`: a batch is {{\"events\": [...]}}"
+        )));
+    }
+    match body.get("events") {
+        Some(Value::Array(items)) if items.is_empty() => Err(ApiError::BadRequest(
+            "`events` is empty: a batch needs at least one event".into(),
+        )),
+        Some(Value::Array(items)) if items.len() > max => Err(ApiError::BadRequest(format!(
+            "{} events in one batch; at most {max} are accepted",
+            items.len()
+        ))),
+        Some(Value::Array(items)) => Ok(items.clone()),
+        _ => Err(ApiError::BadRequest(
+            "a batch is {\"events\": [...]}, an array of event objects".into(),
+        )),
+    }
+}
+
+fn item_failure(index: usize, error: ApiError) -> Value {
+    let (status, code, message) = error.describe();
+    json!({"index": index, "status": status.as_u16(), "error": code, "message": message})
+}
+
+fn external_topic(state: &AppState, params: &HashMap<String, String>) -> ApiResult<String> {
     let key = params.get("key").map(String::as_str).unwrap_or_default();
-    let topic = state
+    state
         .routes
         .current()
         .external_topic(key)
         .map(str::to_owned)
-        .ok_or_else(|| forbidden(key))?;
-    body.insert("user_id".into(), Value::String(user.user_id));
+        .ok_or_else(|| forbidden(key))
+}
+
+/// The event with the token's identity in place of whatever the body said.
+fn stamped(mut event: Map<String, Value>, user: &AuthUser) -> Map<String, Value> {
+    event.insert("user_id".into(), Value::String(user.user_id.clone()));
     // A token without an email leaves it empty rather than to the body: the body must not
     // choose whose address a broadcast shows.
-    body.insert(
+    event.insert(
         "email".into(),
-        Value::String(user.email.unwrap_or_default()),
+        Value::String(user.email.clone().unwrap_or_default()),
     );
-    publish(&state, &topic, Value::Object(body)).await
+    event
 }
 
 fn forbidden(key: &str) -> ApiError {

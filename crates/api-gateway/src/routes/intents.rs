@@ -1,96 +1,123 @@
 //! Saga intents: validate, stamp identity and ids on the server, publish, answer 202 with the
 //! `request_id` the client can correlate notifications with. Every field the server sets
-//! (`user_id`, `request_id`, `request_time`) wins over anything in the body.
+//! (`user_id`, `request_id`, `request_time`) wins over anything in the body. Each takes an
+//! `Idempotency-Key` (a retry gets the first `request_id`) and counts against the user's
+//! `media` rate limit.
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use serde_json::{Value, json};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
 
 use super::JsonObject;
 use crate::auth::AuthUser;
 use crate::domain;
 use crate::edges::SinkError;
 use crate::error::{ApiError, ApiResult};
+use crate::idempotency::{self, IdempotencyKey, Outcome, Recorded};
+use crate::ratelimit::Class;
 use crate::state::AppState;
 
 /// `POST /api/v1/media/upload-intent` → `internal.media.upload.intent` (by default).
 pub async fn upload(
     State(state): State<AppState>,
     user: AuthUser,
+    uri: Uri,
+    headers: HeaderMap,
     JsonObject(body): JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
+    state.limits.check(&user.user_id, Class::Media, 1)?;
     let file_name = domain::file_name(&body)?;
     let media_type = domain::media_type(&body)?;
     let file_size = domain::file_size(&body)?;
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let event = json!({
+    let topic = state.topics.upload_intent.clone();
+    let fields = json!({
         "user_id": user.user_id,
         "file_name": file_name,
         "media_type": media_type,
         "file_size": file_size,
-        "request_id": request_id,
-        "request_time": substrate::time::now_rfc3339(),
     });
-    let topic = state.topics.upload_intent.clone();
-    accept(&state, &topic, event, request_id).await
+    accept(&state, &user, &uri, &headers, body, &topic, fields).await
 }
 
 /// `POST /api/v1/media/download-intent` → `internal.media.download.intent`.
 pub async fn download(
     State(state): State<AppState>,
     user: AuthUser,
+    uri: Uri,
+    headers: HeaderMap,
     JsonObject(body): JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     let topic = state.topics.download_intent.clone();
-    path_intent(state, user, body, &topic).await
+    path_intent(&state, &user, &uri, &headers, body, &topic).await
 }
 
 /// `POST /api/v1/media/delete-intent` → `internal.media.delete.intent`.
 pub async fn delete(
     State(state): State<AppState>,
     user: AuthUser,
+    uri: Uri,
+    headers: HeaderMap,
     JsonObject(body): JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     let topic = state.topics.delete_intent.clone();
-    path_intent(state, user, body, &topic).await
+    path_intent(&state, &user, &uri, &headers, body, &topic).await
 }
 
 async fn path_intent(
-    state: AppState,
-    user: AuthUser,
-    body: serde_json::Map<String, Value>,
+    state: &AppState,
+    user: &AuthUser,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Map<String, Value>,
     topic: &str,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
+    state.limits.check(&user.user_id, Class::Media, 1)?;
     // Ownership is checked by the media-service against `media_files`, not here.
     let file_path = domain::file_path(&body)?;
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let event = json!({
+    let fields = json!({
         "user_id": user.user_id,
         "file_path": file_path,
-        "request_id": request_id,
-        "request_time": substrate::time::now_rfc3339(),
     });
-    accept(&state, topic, event, request_id).await
+    accept(state, user, uri, headers, body, topic, fields).await
 }
 
+/// Publishes `fields` plus the server's `request_id` and `request_time`, once per
+/// `Idempotency-Key`.
 async fn accept(
     state: &AppState,
+    user: &AuthUser,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Map<String, Value>,
     topic: &str,
-    event: Value,
-    request_id: String,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    state
-        .events
-        .send(topic, &event)
-        .await
-        .map_err(|error| match error {
-            SinkError::Unavailable(message) => ApiError::Unavailable(message),
-            // The server built this event from validated input, so a schema problem is ours.
-            other => ApiError::unexpected(other),
-        })?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "request_id": request_id })),
-    ))
+    fields: Value,
+) -> ApiResult<Response> {
+    let key = IdempotencyKey::from_headers(headers)?;
+    idempotency::once(
+        &*state.idempotency,
+        key,
+        &user.user_id,
+        uri.path(),
+        &Value::Object(body),
+        |identity| async move {
+            let mut event = fields;
+            event["request_id"] = Value::String(identity.request_id.clone());
+            event["request_time"] = Value::String(substrate::time::now_rfc3339());
+            state
+                .events
+                .send_event(topic, &event, &identity.event_id)
+                .await
+                .map_err(|error| match error {
+                    SinkError::Unavailable(message) => ApiError::Unavailable(message),
+                    // The server built this event from validated input, so a schema problem is ours.
+                    other => ApiError::unexpected(other),
+                })?;
+            Ok(Outcome::Complete(Recorded::json(
+                StatusCode::ACCEPTED,
+                json!({ "request_id": identity.request_id }),
+            )))
+        },
+    )
+    .await
 }

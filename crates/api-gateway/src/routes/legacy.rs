@@ -4,7 +4,7 @@
 //! transaction as the balance check, so uploads are never free; `delete` removes the object too
 //! (soft delete → `public.media.delete.events` → remove object, and on a storage failure it hands
 //! the object to the delete saga's retry loop via `internal.media.delete.retry`, exactly like the
-//! media-service's delete handler).
+//! media-service's delete handler). They count against the user's `media` rate limit.
 
 use axum::Json;
 use axum::extract::State;
@@ -15,6 +15,7 @@ use crate::auth::AuthUser;
 use crate::domain;
 use crate::edges::{CreditOutcome, FileRecord};
 use crate::error::{ApiError, ApiResult};
+use crate::ratelimit::Class;
 use crate::state::AppState;
 
 /// `POST /api/v1/media/upload-url`: one credit buys one presigned PUT.
@@ -23,6 +24,7 @@ pub async fn upload_url(
     user: AuthUser,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<Value>> {
+    state.limits.check(&user.user_id, Class::Media, 1)?;
     let file_name = domain::file_name(&body)?;
     let media_type = domain::media_type(&body)?;
     domain::file_size(&body)?;
@@ -72,6 +74,7 @@ pub async fn download_url(
     user: AuthUser,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<Value>> {
+    state.limits.check(&user.user_id, Class::Media, 1)?;
     let file = owned_file(&state, &user, &body).await?;
     let download_url = state
         .objects
@@ -105,6 +108,7 @@ pub async fn delete(
     user: AuthUser,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<Value>> {
+    state.limits.check(&user.user_id, Class::Media, 1)?;
     let file = owned_file(&state, &user, &body).await?;
     state
         .media

@@ -24,6 +24,7 @@ pub fn router(state: AppState, health: Router, body_limit: usize, http: &HttpSet
         .route("/webhooks/{key}", post(events::webhook))
         .route("/webhooks/{key}/{*rest}", post(events::webhook))
         .route("/api/v1/events/{key}", post(events::external))
+        .route("/api/v1/events/{key}/batch", post(events::batch))
         .route("/api/v1/events/{key}/{*rest}", post(events::external))
         .route("/api/v1/media/upload-intent", post(intents::upload))
         .route("/api/v1/media/download-intent", post(intents::download))

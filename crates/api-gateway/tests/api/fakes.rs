@@ -10,6 +10,8 @@ use api_gateway::edges::{
     CreditOutcome, EventSink, FileRecord, MediaStore, ObjectStore, SinkError, StorageError,
     StoreError,
 };
+use api_gateway::idempotency::{Claim, IdempotencyStore, Recorded, Scope};
+use api_gateway::ratelimit::{Limit, RateLimitSettings, RateLimiter};
 use api_gateway::routes_config::{RouteTable, Routes};
 use api_gateway::state::AppState;
 use async_trait::async_trait;
@@ -37,6 +39,8 @@ pub enum SinkMode {
 #[derive(Debug)]
 pub struct FakeSink {
     pub sent: Mutex<Vec<(String, Value)>>,
+    /// The `ce_id` of each accepted event, in order.
+    pub ids: Mutex<Vec<String>>,
     pub mode: Mutex<SinkMode>,
 }
 
@@ -55,10 +59,16 @@ impl FakeSink {
 
 #[async_trait]
 impl EventSink for FakeSink {
-    async fn send(&self, topic: &str, document: &Value) -> Result<(), SinkError> {
+    async fn send_event(
+        &self,
+        topic: &str,
+        document: &Value,
+        event_id: &str,
+    ) -> Result<(), SinkError> {
         match *lock(&self.mode) {
             SinkMode::Accept => {
                 lock(&self.sent).push((topic.to_owned(), document.clone()));
+                lock(&self.ids).push(event_id.to_owned());
                 Ok(())
             }
             SinkMode::Unavailable => Err(SinkError::Unavailable("fake broker down".into())),
@@ -215,9 +225,83 @@ impl ObjectStore for FakeObjects {
     }
 }
 
+pub type KeyEntry = (String, i64, Option<Recorded>);
+
+/// Keys in memory, with the store's rules (no window: a test never outlives one).
+#[derive(Debug, Default)]
+pub struct FakeKeys {
+    /// (fingerprint, first_used, answer) by (user, route, key).
+    pub keys: Mutex<HashMap<(String, String, String), KeyEntry>>,
+    pub unavailable: Mutex<bool>,
+    next_use: Mutex<i64>,
+}
+
+#[async_trait]
+impl IdempotencyStore for FakeKeys {
+    async fn claim(&self, scope: &Scope, fingerprint: &str) -> Result<Claim, StoreError> {
+        if *lock(&self.unavailable) {
+            return Err(StoreError("connection refused".into()));
+        }
+        let id = (
+            scope.user_id.clone(),
+            scope.route.clone(),
+            scope.key.clone(),
+        );
+        let mut keys = lock(&self.keys);
+        Ok(match keys.get(&id) {
+            None => {
+                let mut next = lock(&self.next_use);
+                *next += 1;
+                keys.insert(id, (fingerprint.to_owned(), *next, None));
+                Claim::Run { first_used: *next }
+            }
+            Some((stored, _, _)) if stored != fingerprint => Claim::Mismatch,
+            Some((_, _, Some(answer))) => Claim::Replay(answer.clone()),
+            Some((_, _, None)) => Claim::InProgress,
+        })
+    }
+    async fn record(
+        &self,
+        scope: &Scope,
+        first_used: i64,
+        answer: &Recorded,
+    ) -> Result<(), StoreError> {
+        let id = (
+            scope.user_id.clone(),
+            scope.route.clone(),
+            scope.key.clone(),
+        );
+        if let Some(entry) = lock(&self.keys).get_mut(&id)
+            && entry.1 == first_used
+        {
+            entry.2 = Some(answer.clone());
+        }
+        Ok(())
+    }
+    async fn release(&self, scope: &Scope, first_used: i64) -> Result<(), StoreError> {
+        let id = (
+            scope.user_id.clone(),
+            scope.route.clone(),
+            scope.key.clone(),
+        );
+        let mut keys = lock(&self.keys);
+        if keys
+            .get(&id)
+            .is_some_and(|e| e.1 == first_used && e.2.is_none())
+        {
+            keys.remove(&id);
+        }
+        Ok(())
+    }
+    async fn sweep(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
+
 /// A gateway router over fakes, plus handles to inspect them.
 pub struct Harness {
     pub sink: Arc<FakeSink>,
+    pub keys: Arc<FakeKeys>,
     pub media: Arc<FakeMedia>,
     pub objects: Arc<FakeObjects>,
     pub router: Router,
@@ -229,6 +313,8 @@ pub struct Options {
     pub bucket: &'static str,
     pub expiry_secs: u64,
     pub media: FakeMedia,
+    pub rate_limits: RateLimitSettings,
+    pub batch_max_events: usize,
 }
 
 impl Default for Options {
@@ -239,6 +325,12 @@ impl Default for Options {
             bucket: "media-uploads",
             expiry_secs: 900,
             media: FakeMedia::default(),
+            // Off: only the tests about limits set them.
+            rate_limits: RateLimitSettings {
+                events: Limit::default(),
+                media: Limit::default(),
+            },
+            batch_max_events: 100,
         }
     }
 }
@@ -247,9 +339,11 @@ impl Harness {
     pub fn new(options: Options) -> Self {
         let sink = Arc::new(FakeSink {
             sent: Mutex::default(),
+            ids: Mutex::default(),
             mode: Mutex::new(SinkMode::Accept),
         });
         let media = Arc::new(options.media);
+        let keys = Arc::new(FakeKeys::default());
         let objects = Arc::new(FakeObjects::default());
         let auth = AuthSettings {
             jwt_secret: options.jwt_secret.map(SecretString::from),
@@ -265,6 +359,9 @@ impl Harness {
             bucket: options.bucket.to_owned(),
             presign_expiry: Duration::from_secs(options.expiry_secs),
             topics: Arc::new(api_gateway::configuration::Topics::default()),
+            idempotency: keys.clone(),
+            limits: Arc::new(RateLimiter::new(options.rate_limits)),
+            batch_max_events: options.batch_max_events,
         };
         let router = api_gateway::routes::router(
             state,
@@ -274,6 +371,7 @@ impl Harness {
         );
         Self {
             sink,
+            keys,
             media,
             objects,
             router,

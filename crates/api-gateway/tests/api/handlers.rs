@@ -14,11 +14,11 @@ use crate::tokens::{claims, es256, expired, hs256, hs256_with, token, unsigned};
 const UPLOAD: &str = r#"{"file_name":"photo.jpg","media_type":"image/jpeg","file_size":2048000}"#;
 const FILE: &str = r#"{"file_path":"uploads/user-123/some-uuid/photo.jpg"}"#;
 
-struct Reply {
-    status: StatusCode,
-    content_type: String,
-    headers: axum::http::HeaderMap,
-    body: Value,
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
 }
 
 async fn call(h: &Harness, method: &str, path: &str, auth: Option<String>, body: &str) -> Reply {
@@ -33,7 +33,7 @@ async fn call(h: &Harness, method: &str, path: &str, auth: Option<String>, body:
     send(h, request).await
 }
 
-async fn send(h: &Harness, request: Request<Body>) -> Reply {
+pub(crate) async fn send(h: &Harness, request: Request<Body>) -> Reply {
     let response = h
         .router
         .clone()
@@ -62,7 +62,7 @@ async fn send(h: &Harness, request: Request<Body>) -> Reply {
     }
 }
 
-fn bearer(sub: &str) -> Option<String> {
+pub(crate) fn bearer(sub: &str) -> Option<String> {
     Some(format!("Bearer {}", token(sub)))
 }
 

@@ -5,5 +5,6 @@ mod fakes;
 mod handlers;
 mod health;
 mod helpers;
+mod ingress;
 mod stack;
 mod tokens;

@@ -674,3 +674,101 @@ async fn an_https_jwks_is_trusted_through_the_configured_ca_and_readiness_waits_
         "the failing check is named: {report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keyed_retry_after_a_gateway_restart_gets_the_first_answer_and_produces_nothing() {
+    // Arrange: a gateway with its own database (the keys table comes with the migrations).
+    let env = Env::new(&["public.user.message.events", "internal.media.upload.intent"]).await;
+    env.write_default_routes();
+    let db = substrate::testing::TestDatabase::create(&env.stack, "idempotency").await;
+    let mut settings = env.settings();
+    settings.postgres.url = secrecy::SecretString::from(db.url.clone());
+    let user = "11111111-2222-3333-4444-666666666666";
+    let mut headers = auth(user);
+    headers.push(("idempotency-key", "upload-7f3a".to_owned()));
+    let body = json!({"file_name":"a.jpg","media_type":"image/jpeg","file_size":10});
+
+    // Act: the first attempt, a restart, the retry; then an unkeyed intent as a sentinel.
+    let first = spawn_app(settings.clone()).await;
+    let (status, answer) = first
+        .post("/api/v1/media/upload-intent", &headers, &body)
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    drop(first);
+    let second = spawn_app(settings).await;
+    let (retry_status, retried) = second
+        .post("/api/v1/media/upload-intent", &headers, &body)
+        .await;
+    let (reused_status, _) = second
+        .post(
+            "/api/v1/media/upload-intent",
+            &headers,
+            &json!({"file_name":"b.jpg","media_type":"image/jpeg","file_size":10}),
+        )
+        .await;
+    let (_, sentinel) = second
+        .post("/api/v1/media/upload-intent", &auth(user), &body)
+        .await;
+
+    // Assert: the retry answered as the first, the reused key refused, one event per request.
+    assert_eq!(retry_status, 202);
+    assert_eq!(retried, answer);
+    assert_eq!(reused_status, 422);
+    let records = env.read_decoded("internal.media.upload.intent", 2).await;
+    let ids: Vec<_> = records
+        .iter()
+        .map(|(_, _, v)| v["request_id"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        [answer["request_id"].clone(), sentinel["request_id"].clone()]
+    );
+    let stored: i64 = sqlx::query_scalar(
+        "select count(*) from gateway.idempotency_keys where user_id = $1 and status = 202",
+    )
+    .bind(user)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stored, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_lands_in_order_on_the_broker_with_one_identity_per_event() {
+    // Arrange
+    let env = Env::new(&["public.user.message.events"]).await;
+    env.write_default_routes();
+    let app = spawn_app(env.settings()).await;
+    let event = |text: &str| json!({"message": text, "timestamp": "2026-12-01T00:00:00Z"});
+
+    // Act: five events, the third without the required `message`.
+    let body =
+        json!({"events": [event("e0"), event("e1"), {"timestamp": "t"}, event("e3"), event("e4")]});
+    let (status, answer) = app
+        .post("/api/v1/events/message/batch", &auth("batch-user"), &body)
+        .await;
+
+    // Assert: the schema violation reported on its own, the rest produced in order.
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 4);
+    assert_eq!(answer["results"][2]["status"], 400);
+    assert!(
+        answer["results"][2]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("message"),
+        "{answer}"
+    );
+    let records = env.read_decoded("public.user.message.events", 4).await;
+    let texts: Vec<_> = records
+        .iter()
+        .map(|(_, _, v)| v["message"].clone())
+        .collect();
+    assert_eq!(texts, [json!("e0"), json!("e1"), json!("e3"), json!("e4")]);
+    assert!(records.iter().all(|(_, _, v)| v["user_id"] == "batch-user"));
+    let ids: std::collections::HashSet<_> = records
+        .iter()
+        .filter_map(|(m, _, _)| m.event_id().map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), 4, "one ce_id per event");
+}

@@ -35,7 +35,12 @@ impl FakeSink {
 
 #[async_trait]
 impl EventSink for FakeSink {
-    async fn send(&self, topic: &str, document: &Value) -> Result<(), SinkError> {
+    async fn send_event(
+        &self,
+        topic: &str,
+        document: &Value,
+        _event_id: &str,
+    ) -> Result<(), SinkError> {
         if *lock(&self.fail) {
             return Err(SinkError::Unavailable("fake broker down".into()));
         }

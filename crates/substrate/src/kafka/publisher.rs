@@ -67,6 +67,20 @@ impl PublishError {
 pub trait EventPublisher: Send + Sync + std::fmt::Debug {
     /// Produces `record` and resolves once the broker acknowledged it (or it failed).
     async fn publish(&self, record: OutboundRecord) -> Result<Delivered, PublishError>;
+
+    /// Produces `records` in their order (records bound for one partition land in it in this
+    /// order) and resolves with one result per record once each is acknowledged or failed. The
+    /// default publishes one after another; [`KafkaPublisher`] queues them all at once.
+    async fn publish_in_order(
+        &self,
+        records: Vec<OutboundRecord>,
+    ) -> Vec<Result<Delivered, PublishError>> {
+        let mut results = Vec::with_capacity(records.len());
+        for record in records {
+            results.push(self.publish(record).await);
+        }
+        results
+    }
 }
 
 /// [`EventPublisher`] over an rdkafka `FutureProducer`.
@@ -119,9 +133,14 @@ impl KafkaPublisher {
     }
 }
 
-#[async_trait]
-impl EventPublisher for KafkaPublisher {
-    async fn publish(&self, record: OutboundRecord) -> Result<Delivered, PublishError> {
+/// The rdkafka record for `record` (borrowing its parts).
+fn future_record(record: &OutboundRecord) -> FutureRecord<'_, [u8], [u8]> {
+    let mut future_record: FutureRecord<'_, [u8], [u8]> =
+        FutureRecord::to(&record.topic).payload(&record.payload);
+    if let Some(key) = record.key.as_deref() {
+        future_record = future_record.key(key);
+    }
+    if !record.headers.is_empty() {
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
         for (key, value) in &record.headers {
             headers = headers.insert(Header {
@@ -129,14 +148,50 @@ impl EventPublisher for KafkaPublisher {
                 value: Some(value),
             });
         }
-        let mut future_record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&record.topic).payload(&record.payload);
-        if let Some(key) = record.key.as_deref() {
-            future_record = future_record.key(key);
-        }
-        if !record.headers.is_empty() {
-            future_record = future_record.headers(headers);
-        }
+        future_record = future_record.headers(headers);
+    }
+    future_record
+}
+
+#[async_trait]
+impl EventPublisher for KafkaPublisher {
+    async fn publish_in_order(
+        &self,
+        records: Vec<OutboundRecord>,
+    ) -> Vec<Result<Delivered, PublishError>> {
+        // Queued synchronously, one after the other, so librdkafka batches them in this order
+        // (idempotent producers keep it across retries); then every acknowledgement is awaited.
+        let queued: Vec<_> = records
+            .iter()
+            .map(|record| {
+                self.producer
+                    .send_result(future_record(record))
+                    .map_err(|(error, _)| classify(&error))
+            })
+            .collect();
+        let limit = self.delivery_timeout + Duration::from_secs(1);
+        let acknowledged = queued.into_iter().map(|queued| async move {
+            let delivery = queued?;
+            match tokio::time::timeout(limit, delivery).await {
+                Err(_) => Err(PublishError::Unavailable(format!(
+                    "no acknowledgement within {} ms",
+                    self.delivery_timeout.as_millis()
+                ))),
+                Ok(Err(_canceled)) => Err(PublishError::Unavailable(
+                    "the producer dropped the record".into(),
+                )),
+                Ok(Ok(Ok(delivery))) => Ok(Delivered {
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                }),
+                Ok(Ok(Err((error, _message)))) => Err(classify(&error)),
+            }
+        });
+        futures::future::join_all(acknowledged).await
+    }
+
+    async fn publish(&self, record: OutboundRecord) -> Result<Delivered, PublishError> {
+        let future_record = future_record(&record);
         // The queue wait is bounded by the same timeout as delivery (message.timeout.ms), so the
         // whole call resolves within roughly `delivery_timeout`.
         let send = self
