@@ -11,6 +11,7 @@ pub mod domain;
 pub mod edges;
 pub mod error;
 pub mod idempotency;
+pub mod openapi;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod properties;
 pub mod ratelimit;

@@ -85,10 +85,26 @@ impl RouteTable {
         self.external.get(&key.to_lowercase()).map(String::as_str)
     }
 
+    /// The webhook route keys, sorted.
+    pub fn webhook_keys(&self) -> Vec<String> {
+        sorted_keys(&self.webhook)
+    }
+
+    /// The external route keys, sorted.
+    pub fn external_keys(&self) -> Vec<String> {
+        sorted_keys(&self.external)
+    }
+
     /// (webhook, external) entry counts.
     pub fn counts(&self) -> (usize, usize) {
         (self.webhook.len(), self.external.len())
     }
+}
+
+fn sorted_keys(map: &HashMap<String, String>) -> Vec<String> {
+    let mut keys: Vec<String> = map.keys().cloned().collect();
+    keys.sort();
+    keys
 }
 
 /// Shared handle to the current table.

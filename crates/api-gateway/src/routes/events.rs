@@ -21,6 +21,14 @@ use crate::ratelimit::Class;
 use crate::state::AppState;
 
 /// `POST /webhooks/{key}`: published exactly as sent (the caller is the database itself).
+#[utoipa::path(post, path = "/webhooks/{key}", tag = "events",
+    params(("key" = String, Path, description = "A key of `webhookRoutes` in routes.yaml")),
+    request_body(content = crate::openapi::Event, description = "The database's event"),
+    responses(
+        (status = 204, description = "Acknowledged by the broker"),
+        (status = 403, description = "The key is not in the allowlist", body = crate::openapi::ErrorBody),
+    ),
+    security(("webhook_secret" = [])))]
 pub async fn webhook(
     State(state): State<AppState>,
     _caller: WebhookCaller,
@@ -39,6 +47,15 @@ pub async fn webhook(
 
 /// `POST /api/v1/events/{key}`: identity fields are overwritten from the verified token, so a
 /// body cannot speak for another user.
+#[utoipa::path(post, path = "/api/v1/events/{key}", tag = "events",
+    params(("key" = String, Path, description = "A key of `externalRoutes` in routes.yaml"),
+        crate::openapi::IdempotencyHeader),
+    request_body(content = crate::openapi::Event),
+    responses(
+        (status = 204, description = "Acknowledged by the broker"),
+        (status = 403, description = "The key is not in the allowlist", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn external(
     State(state): State<AppState>,
     user: AuthUser,
@@ -77,6 +94,16 @@ pub async fn external(
 /// (`{"index", "status"}`, plus `error` and `message` for a failure) and the counts, unless
 /// nothing was produced because the broker or registry is unavailable: then the whole batch is
 /// answered 503 and may be sent again as it is.
+#[utoipa::path(post, path = "/api/v1/events/{key}/batch", tag = "events",
+    params(("key" = String, Path, description = "A key of `externalRoutes` in routes.yaml"),
+        crate::openapi::IdempotencyHeader),
+    request_body(content = crate::openapi::Batch),
+    responses(
+        (status = 200, description = "One result per event; the events that fit were produced in order",
+            body = crate::openapi::BatchAnswer),
+        (status = 403, description = "The key is not in the allowlist", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn batch(
     State(state): State<AppState>,
     user: AuthUser,

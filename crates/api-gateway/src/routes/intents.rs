@@ -19,6 +19,12 @@ use crate::ratelimit::Class;
 use crate::state::AppState;
 
 /// `POST /api/v1/media/upload-intent` → `internal.media.upload.intent` (by default).
+#[utoipa::path(post, path = "/api/v1/media/upload-intent", tag = "media",
+    params(crate::openapi::IdempotencyHeader),
+    request_body(content = crate::openapi::UploadRequest),
+    responses((status = 202, description = "Accepted: the saga checks the credit and signs an upload URL",
+        body = crate::openapi::Accepted)),
+    security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<AppState>,
     user: AuthUser,
@@ -41,6 +47,12 @@ pub async fn upload(
 }
 
 /// `POST /api/v1/media/download-intent` → `internal.media.download.intent`.
+#[utoipa::path(post, path = "/api/v1/media/download-intent", tag = "media",
+    params(crate::openapi::IdempotencyHeader),
+    request_body(content = crate::openapi::FileRequest),
+    responses((status = 202, description = "Accepted: the saga checks ownership and signs a download URL",
+        body = crate::openapi::Accepted)),
+    security(("bearer" = [])))]
 pub async fn download(
     State(state): State<AppState>,
     user: AuthUser,
@@ -53,6 +65,12 @@ pub async fn download(
 }
 
 /// `POST /api/v1/media/delete-intent` → `internal.media.delete.intent`.
+#[utoipa::path(post, path = "/api/v1/media/delete-intent", tag = "media",
+    params(crate::openapi::IdempotencyHeader),
+    request_body(content = crate::openapi::FileRequest),
+    responses((status = 202, description = "Accepted: the saga checks ownership and deletes the file",
+        body = crate::openapi::Accepted)),
+    security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     user: AuthUser,

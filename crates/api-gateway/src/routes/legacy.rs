@@ -19,6 +19,13 @@ use crate::ratelimit::Class;
 use crate::state::AppState;
 
 /// `POST /api/v1/media/upload-url`: one credit buys one presigned PUT.
+#[utoipa::path(post, path = "/api/v1/media/upload-url", tag = "legacy",
+    request_body(content = crate::openapi::UploadRequest),
+    responses(
+        (status = 200, description = "One credit spent; PUT the file to the URL", body = crate::openapi::UploadUrl),
+        (status = 402, description = "No credit left", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn upload_url(
     State(state): State<AppState>,
     user: AuthUser,
@@ -69,6 +76,13 @@ async fn owned_file(
 }
 
 /// `POST /api/v1/media/download-url`: presigned GET for the caller's own active file.
+#[utoipa::path(post, path = "/api/v1/media/download-url", tag = "legacy",
+    request_body(content = crate::openapi::FileRequest),
+    responses(
+        (status = 200, description = "GET the file from the URL", body = crate::openapi::DownloadUrl),
+        (status = 404, description = "No active file of the caller's at that path", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn download_url(
     State(state): State<AppState>,
     user: AuthUser,
@@ -103,6 +117,13 @@ pub async fn download_url(
 }
 
 /// `POST /api/v1/media/delete`: soft delete, notify, remove the object (or schedule its removal).
+#[utoipa::path(post, path = "/api/v1/media/delete", tag = "legacy",
+    request_body(content = crate::openapi::FileRequest),
+    responses(
+        (status = 200, description = "Deleted", body = crate::openapi::Deleted),
+        (status = 404, description = "No active file of the caller's at that path", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     user: AuthUser,

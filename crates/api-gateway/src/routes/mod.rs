@@ -33,10 +33,14 @@ pub fn router(state: AppState, health: Router, body_limit: usize, http: &HttpSet
         .route("/api/v1/media/download-url", post(legacy::download_url))
         .route("/api/v1/media/delete", post(legacy::delete))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state);
+        .with_state(state.clone());
+    let document = Router::new()
+        .route("/openapi.json", axum::routing::get(crate::openapi::serve))
+        .with_state(state.clone());
     // Concurrency and time limits on the API only: health checks keep answering under load.
     substrate::http::with_request_limits(api, http)
         .merge(health)
+        .merge(document)
         .fallback(|| async { ApiError::NotFound("404 page not found".into()) })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(cors))
