@@ -20,6 +20,7 @@ import psycopg
 import pytest
 import requests
 from confluent_kafka.admin import AdminClient, NewTopic
+from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from e2elib import BROKERS, REGISTRY, REPO, SECRET, SERVER, TARGET, free_port, hs256, supabase_apply, wait_healthy
 
@@ -100,6 +101,8 @@ def gateway(tmp_path: Path):
 def test_the_document_lists_every_route_and_the_live_allowlist(gateway) -> None:
     doc = requests.get(f"http://127.0.0.1:{gateway['port']}/openapi.json", timeout=10).json()
     assert doc["openapi"].startswith("3.1")
+    errors = [error.message for error in OpenAPIV31SpecValidator(doc).iter_errors()]
+    assert errors == [], errors
     assert set(doc["paths"]) == {
         "/webhooks/{key}", "/api/v1/events/{key}", "/api/v1/events/{key}/batch",
         "/api/v1/media/upload-intent", "/api/v1/media/download-intent", "/api/v1/media/delete-intent",

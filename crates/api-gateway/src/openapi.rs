@@ -176,13 +176,13 @@ pub struct IdempotencyHeader {
 }
 
 /// `GET /healthz`: the process runs (any method is accepted).
-#[utoipa::path(get, path = "/healthz", tag = "health",
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health",
     responses((status = 200, description = "The process runs", body = Health)))]
 #[allow(dead_code)]
 fn healthz_doc() {}
 
 /// `GET /readyz`: every dependency is reachable (any method is accepted).
-#[utoipa::path(get, path = "/readyz", tag = "health",
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health",
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "A dependency is not reachable", body = Readiness),
@@ -191,7 +191,7 @@ fn healthz_doc() {}
 fn readyz_doc() {}
 
 /// `GET /openapi.json`: this document.
-#[utoipa::path(get, path = "/openapi.json", tag = "health",
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "health",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 pub async fn serve(State(state): State<AppState>) -> Json<Value> {
     let routes = state.routes.current();

@@ -21,7 +21,7 @@ use crate::ratelimit::Class;
 use crate::state::AppState;
 
 /// `POST /webhooks/{key}`: published exactly as sent (the caller is the database itself).
-#[utoipa::path(post, path = "/webhooks/{key}", tag = "events",
+#[utoipa::path(post, path = "/webhooks/{key}", operation_id = "webhook", tag = "events",
     params(("key" = String, Path, description = "A key of `webhookRoutes` in routes.yaml")),
     request_body(content = crate::openapi::Event, description = "The database's event"),
     responses(
@@ -47,7 +47,7 @@ pub async fn webhook(
 
 /// `POST /api/v1/events/{key}`: identity fields are overwritten from the verified token, so a
 /// body cannot speak for another user.
-#[utoipa::path(post, path = "/api/v1/events/{key}", tag = "events",
+#[utoipa::path(post, path = "/api/v1/events/{key}", operation_id = "publish_event", tag = "events",
     params(("key" = String, Path, description = "A key of `externalRoutes` in routes.yaml"),
         crate::openapi::IdempotencyHeader),
     request_body(content = crate::openapi::Event),
@@ -94,7 +94,7 @@ pub async fn external(
 /// (`{"index", "status"}`, plus `error` and `message` for a failure) and the counts, unless
 /// nothing was produced because the broker or registry is unavailable: then the whole batch is
 /// answered 503 and may be sent again as it is.
-#[utoipa::path(post, path = "/api/v1/events/{key}/batch", tag = "events",
+#[utoipa::path(post, path = "/api/v1/events/{key}/batch", operation_id = "publish_batch", tag = "events",
     params(("key" = String, Path, description = "A key of `externalRoutes` in routes.yaml"),
         crate::openapi::IdempotencyHeader),
     request_body(content = crate::openapi::Batch),

@@ -19,7 +19,7 @@ use crate::ratelimit::Class;
 use crate::state::AppState;
 
 /// `POST /api/v1/media/upload-intent` → `internal.media.upload.intent` (by default).
-#[utoipa::path(post, path = "/api/v1/media/upload-intent", tag = "media",
+#[utoipa::path(post, path = "/api/v1/media/upload-intent", operation_id = "upload_intent", tag = "media",
     params(crate::openapi::IdempotencyHeader),
     request_body(content = crate::openapi::UploadRequest),
     responses((status = 202, description = "Accepted: the saga checks the credit and signs an upload URL",
@@ -47,7 +47,7 @@ pub async fn upload(
 }
 
 /// `POST /api/v1/media/download-intent` → `internal.media.download.intent`.
-#[utoipa::path(post, path = "/api/v1/media/download-intent", tag = "media",
+#[utoipa::path(post, path = "/api/v1/media/download-intent", operation_id = "download_intent", tag = "media",
     params(crate::openapi::IdempotencyHeader),
     request_body(content = crate::openapi::FileRequest),
     responses((status = 202, description = "Accepted: the saga checks ownership and signs a download URL",
@@ -65,7 +65,7 @@ pub async fn download(
 }
 
 /// `POST /api/v1/media/delete-intent` → `internal.media.delete.intent`.
-#[utoipa::path(post, path = "/api/v1/media/delete-intent", tag = "media",
+#[utoipa::path(post, path = "/api/v1/media/delete-intent", operation_id = "delete_intent", tag = "media",
     params(crate::openapi::IdempotencyHeader),
     request_body(content = crate::openapi::FileRequest),
     responses((status = 202, description = "Accepted: the saga checks ownership and deletes the file",

@@ -19,7 +19,7 @@ use crate::ratelimit::Class;
 use crate::state::AppState;
 
 /// `POST /api/v1/media/upload-url`: one credit buys one presigned PUT.
-#[utoipa::path(post, path = "/api/v1/media/upload-url", tag = "legacy",
+#[utoipa::path(post, path = "/api/v1/media/upload-url", operation_id = "legacy_upload_url", tag = "legacy",
     request_body(content = crate::openapi::UploadRequest),
     responses(
         (status = 200, description = "One credit spent; PUT the file to the URL", body = crate::openapi::UploadUrl),
@@ -76,7 +76,7 @@ async fn owned_file(
 }
 
 /// `POST /api/v1/media/download-url`: presigned GET for the caller's own active file.
-#[utoipa::path(post, path = "/api/v1/media/download-url", tag = "legacy",
+#[utoipa::path(post, path = "/api/v1/media/download-url", operation_id = "legacy_download_url", tag = "legacy",
     request_body(content = crate::openapi::FileRequest),
     responses(
         (status = 200, description = "GET the file from the URL", body = crate::openapi::DownloadUrl),
@@ -117,7 +117,7 @@ pub async fn download_url(
 }
 
 /// `POST /api/v1/media/delete`: soft delete, notify, remove the object (or schedule its removal).
-#[utoipa::path(post, path = "/api/v1/media/delete", tag = "legacy",
+#[utoipa::path(post, path = "/api/v1/media/delete", operation_id = "legacy_delete", tag = "legacy",
     request_body(content = crate::openapi::FileRequest),
     responses(
         (status = 200, description = "Deleted", body = crate::openapi::Deleted),
