@@ -1,8 +1,11 @@
-//! Per-user rate limits: one token bucket per user and route class, refilled continuously at
-//! `per_second` up to `burst`. A request takes one token (a batch one per event); a request
-//! that finds too few is answered 429 with `Retry-After`, the whole seconds until it would
-//! fit. Classes: `events` (`/api/v1/events/...`, batches included) and `media` (the intent and
-//! legacy media routes). Webhooks come from the database, not from users, and are not limited.
+//! Per-user rate limits: token buckets refilled continuously at `per_second` up to `burst`. A
+//! request takes one token (a batch one per event); a request that finds too few is answered
+//! 429 with `Retry-After`, the whole seconds until it would fit.
+//!
+//! Each route counts against its class's bucket, `events` (`/api/v1/events/...`, batches
+//! included) or `media` (the intent and legacy media routes), unless `routes` names it (by its
+//! OpenAPI operation id): then it has a bucket and a limit of its own. Webhooks come from the
+//! database, not from users, and are not limited.
 //!
 //! The buckets are in memory, so each replica limits on its own: with N replicas behind a
 //! balancer a user gets up to N times the rate. That keeps the check off the network; a shared
@@ -35,14 +38,33 @@ impl Default for Limit {
     }
 }
 
-/// The limits of each class.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+/// The limits of each class, and of routes that have their own.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct RateLimitSettings {
     /// `/api/v1/events/{key}` and its batch route.
     pub events: Limit,
     /// The intent and legacy media routes.
     pub media: Limit,
+    /// Routes with a bucket and limit of their own, by operation id ([`Route::name`]).
+    pub routes: HashMap<String, Limit>,
+}
+
+impl RateLimitSettings {
+    /// Refuses a route name that is not a limited route (a typo would otherwise be ignored).
+    pub fn validate(&self) -> Result<(), String> {
+        match self
+            .routes
+            .keys()
+            .find(|name| !Route::ALL.iter().any(|route| route.name() == name.as_str()))
+        {
+            Some(unknown) => Err(format!(
+                "gateway.rate_limits.routes: unknown route {unknown:?}; known: {}",
+                Route::ALL.map(Route::name).join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Default for RateLimitSettings {
@@ -56,17 +78,65 @@ impl Default for RateLimitSettings {
                 per_second: 5.0,
                 burst: 20,
             },
+            routes: HashMap::new(),
         }
     }
 }
 
-/// Which limit a route counts against.
+/// A limited route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Class {
-    /// Event ingestion.
-    Events,
-    /// Media intents and legacy media routes.
-    Media,
+pub enum Route {
+    /// `POST /api/v1/events/{key}`.
+    PublishEvent,
+    /// `POST /api/v1/events/{key}/batch`.
+    PublishBatch,
+    /// `POST /api/v1/media/upload-intent`.
+    UploadIntent,
+    /// `POST /api/v1/media/download-intent`.
+    DownloadIntent,
+    /// `POST /api/v1/media/delete-intent`.
+    DeleteIntent,
+    /// `POST /api/v1/media/upload-url`.
+    LegacyUploadUrl,
+    /// `POST /api/v1/media/download-url`.
+    LegacyDownloadUrl,
+    /// `POST /api/v1/media/delete`.
+    LegacyDelete,
+}
+
+impl Route {
+    /// Every limited route.
+    pub const ALL: [Route; 8] = [
+        Route::PublishEvent,
+        Route::PublishBatch,
+        Route::UploadIntent,
+        Route::DownloadIntent,
+        Route::DeleteIntent,
+        Route::LegacyUploadUrl,
+        Route::LegacyDownloadUrl,
+        Route::LegacyDelete,
+    ];
+
+    /// Its name in the settings: the OpenAPI operation id.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::PublishEvent => "publish_event",
+            Route::PublishBatch => "publish_batch",
+            Route::UploadIntent => "upload_intent",
+            Route::DownloadIntent => "download_intent",
+            Route::DeleteIntent => "delete_intent",
+            Route::LegacyUploadUrl => "legacy_upload_url",
+            Route::LegacyDownloadUrl => "legacy_download_url",
+            Route::LegacyDelete => "legacy_delete",
+        }
+    }
+
+    fn class(self) -> &'static str {
+        match self {
+            Route::PublishEvent | Route::PublishBatch => "events",
+            _ => "media",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +157,8 @@ pub struct RateLimiter {
 
 #[derive(Debug, Default)]
 struct State {
-    buckets: HashMap<(String, Class), Bucket>,
+    /// By user and bucket (a class, or a route with a limit of its own).
+    buckets: HashMap<(String, &'static str), Bucket>,
     checks: u64,
 }
 
@@ -100,28 +171,40 @@ impl RateLimiter {
         }
     }
 
-    fn limit(&self, class: Class) -> Limit {
-        match class {
-            Class::Events => self.settings.events,
-            Class::Media => self.settings.media,
+    /// The limit of `route` and the bucket it counts against.
+    fn limit(&self, route: Route) -> (Limit, &'static str) {
+        if let Some(own) = self.settings.routes.get(route.name()) {
+            return (*own, route.name());
+        }
+        match route.class() {
+            "events" => (self.settings.events, "events"),
+            _ => (self.settings.media, "media"),
         }
     }
 
-    /// Takes `cost` tokens from the user's bucket of `class`, or says why not: 429 with the
+    fn limit_of_bucket(&self, bucket: &str) -> Limit {
+        match bucket {
+            "events" => self.settings.events,
+            "media" => self.settings.media,
+            route => self.settings.routes.get(route).copied().unwrap_or_default(),
+        }
+    }
+
+    /// Takes `cost` tokens from the user's bucket for `route`, or says why not: 429 with the
     /// wait, or 400 for a cost larger than the bucket can ever hold.
-    pub fn check(&self, user_id: &str, class: Class, cost: u32) -> Result<(), ApiError> {
-        self.check_at(user_id, class, cost, Instant::now())
+    pub fn check(&self, user_id: &str, route: Route, cost: u32) -> Result<(), ApiError> {
+        self.check_at(user_id, route, cost, Instant::now())
     }
 
     /// [`Self::check`] at a given time.
     pub fn check_at(
         &self,
         user_id: &str,
-        class: Class,
+        route: Route,
         cost: u32,
         now: Instant,
     ) -> Result<(), ApiError> {
-        let limit = self.limit(class);
+        let (limit, bucket_name) = self.limit(route);
         if limit.per_second <= 0.0 {
             return Ok(());
         }
@@ -136,17 +219,17 @@ impl RateLimiter {
         if state.checks.is_multiple_of(SWEEP_EVERY) {
             // A bucket that has refilled completely is the same as no bucket: drop it, so
             // memory follows the active users, not every user ever seen.
-            let full_after = |class: Class| {
-                let limit = self.limit(class);
+            let full_after = |bucket: &str| {
+                let limit = self.limit_of_bucket(bucket);
                 Duration::from_secs_f64(f64::from(limit.burst) / limit.per_second.max(f64::EPSILON))
             };
-            state.buckets.retain(|(_, class), bucket| {
-                now.saturating_duration_since(bucket.at) < full_after(*class)
+            state.buckets.retain(|(_, name), bucket| {
+                now.saturating_duration_since(bucket.at) < full_after(name)
             });
         }
         let bucket = state
             .buckets
-            .entry((user_id.to_owned(), class))
+            .entry((user_id.to_owned(), bucket_name))
             .or_insert(Bucket {
                 tokens: f64::from(limit.burst),
                 at: now,
@@ -174,6 +257,7 @@ mod tests {
         RateLimiter::new(RateLimitSettings {
             events: Limit { per_second, burst },
             media: Limit::default(),
+            routes: HashMap::new(),
         })
     }
 
@@ -189,30 +273,30 @@ mod tests {
         let limits = limiter(2.0, 3);
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(limits.check_at("u", Class::Events, 1, t0).is_ok());
+            assert!(limits.check_at("u", Route::PublishEvent, 1, t0).is_ok());
         }
         assert_eq!(
-            retry_after(limits.check_at("u", Class::Events, 1, t0)),
+            retry_after(limits.check_at("u", Route::PublishEvent, 1, t0)),
             Some(1)
         );
         // Half a second refills one token at 2/s.
         let later = t0 + Duration::from_millis(500);
-        assert!(limits.check_at("u", Class::Events, 1, later).is_ok());
-        assert!(retry_after(limits.check_at("u", Class::Events, 1, later)).is_some());
+        assert!(limits.check_at("u", Route::PublishEvent, 1, later).is_ok());
+        assert!(retry_after(limits.check_at("u", Route::PublishEvent, 1, later)).is_some());
     }
 
     #[test]
     fn users_and_classes_have_buckets_of_their_own() {
         let limits = limiter(1.0, 1);
         let t0 = Instant::now();
-        assert!(limits.check_at("u", Class::Events, 1, t0).is_ok());
-        assert!(limits.check_at("u", Class::Events, 1, t0).is_err());
+        assert!(limits.check_at("u", Route::PublishEvent, 1, t0).is_ok());
+        assert!(limits.check_at("u", Route::PublishEvent, 1, t0).is_err());
         assert!(
-            limits.check_at("v", Class::Events, 1, t0).is_ok(),
+            limits.check_at("v", Route::PublishEvent, 1, t0).is_ok(),
             "another user"
         );
         assert!(
-            limits.check_at("u", Class::Media, 1, t0).is_ok(),
+            limits.check_at("u", Route::DeleteIntent, 1, t0).is_ok(),
             "media is unlimited here"
         );
     }
@@ -221,16 +305,56 @@ mod tests {
     fn a_batch_costs_one_token_per_event_and_says_how_long_to_wait() {
         let limits = limiter(10.0, 100);
         let t0 = Instant::now();
-        assert!(limits.check_at("u", Class::Events, 100, t0).is_ok());
+        assert!(limits.check_at("u", Route::PublishEvent, 100, t0).is_ok());
         // 50 tokens at 10/s: 5 s.
         assert_eq!(
-            retry_after(limits.check_at("u", Class::Events, 50, t0)),
+            retry_after(limits.check_at("u", Route::PublishEvent, 50, t0)),
             Some(5)
         );
         assert!(matches!(
-            limits.check_at("u", Class::Events, 101, t0),
+            limits.check_at("u", Route::PublishEvent, 101, t0),
             Err(ApiError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn a_route_with_a_limit_of_its_own_has_its_own_bucket() {
+        let limits = RateLimiter::new(RateLimitSettings {
+            events: Limit {
+                per_second: 1.0,
+                burst: 1,
+            },
+            media: Limit::default(),
+            routes: HashMap::from([(
+                "publish_batch".to_owned(),
+                Limit {
+                    per_second: 1.0,
+                    burst: 10,
+                },
+            )]),
+        });
+        let t0 = Instant::now();
+        assert!(limits.check_at("u", Route::PublishEvent, 1, t0).is_ok());
+        assert!(limits.check_at("u", Route::PublishEvent, 1, t0).is_err());
+        assert!(
+            limits.check_at("u", Route::PublishBatch, 10, t0).is_ok(),
+            "not the events bucket"
+        );
+        assert!(limits.check_at("u", Route::PublishBatch, 1, t0).is_err());
+    }
+
+    #[test]
+    fn unknown_route_names_are_refused() {
+        let mut settings = RateLimitSettings::default();
+        assert!(settings.validate().is_ok());
+        settings
+            .routes
+            .insert("publish_evnt".into(), Limit::default());
+        let refused = settings.validate().err().unwrap_or_default();
+        assert!(
+            refused.contains("publish_evnt") && refused.contains("publish_event"),
+            "{refused}"
+        );
     }
 
     #[test]
@@ -240,13 +364,17 @@ mod tests {
         for i in 0..SWEEP_EVERY {
             assert!(
                 limits
-                    .check_at(&format!("user-{i}"), Class::Events, 1, t0)
+                    .check_at(&format!("user-{i}"), Route::PublishEvent, 1, t0)
                     .is_ok()
             );
         }
         let later = t0 + Duration::from_secs(1);
         for _ in 0..SWEEP_EVERY {
-            assert!(limits.check_at("active", Class::Events, 0, later).is_ok());
+            assert!(
+                limits
+                    .check_at("active", Route::PublishEvent, 0, later)
+                    .is_ok()
+            );
         }
         let kept = limits
             .state

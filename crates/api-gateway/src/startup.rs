@@ -53,6 +53,7 @@ impl Application {
                 "no webhook secret configured (auth.webhook_secret): webhooks answer 401"
             );
         }
+        settings.gateway.rate_limits.validate()?;
         let routes_path = settings.gateway.routes_path();
         let routes = Routes::load(&routes_path);
         let registry = Arc::new(SchemaRegistry::new(&settings.registry)?);
@@ -77,7 +78,7 @@ impl Application {
             presign_expiry: Duration::from_secs(settings.gateway.presign_expiry_secs),
             topics: Arc::new(settings.gateway.topics.clone()),
             idempotency: idempotency.clone(),
-            limits: Arc::new(RateLimiter::new(settings.gateway.rate_limits)),
+            limits: Arc::new(RateLimiter::new(settings.gateway.rate_limits.clone())),
             batch_max_events: settings.gateway.batch_max_events,
         };
         let readiness = Readiness::new("not_ready")

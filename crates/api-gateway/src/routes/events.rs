@@ -17,7 +17,7 @@ use crate::auth::{AuthUser, WebhookCaller};
 use crate::edges::SinkError;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, IdempotencyKey, Outcome, Recorded};
-use crate::ratelimit::Class;
+use crate::ratelimit::Route;
 use crate::state::AppState;
 
 /// `POST /webhooks/{key}`: published exactly as sent (the caller is the database itself).
@@ -65,7 +65,7 @@ pub async fn external(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Response> {
     let topic = external_topic(&state, &params)?;
-    state.limits.check(&user.user_id, Class::Events, 1)?;
+    state.limits.check(&user.user_id, Route::PublishEvent, 1)?;
     let key = IdempotencyKey::from_headers(&headers)?;
     let sent = Value::Object(body.clone());
     let document = Value::Object(stamped(body, &user));
@@ -115,7 +115,9 @@ pub async fn batch(
     let topic = external_topic(&state, &params)?;
     let items = batch_items(&body, state.batch_max_events)?;
     let cost = u32::try_from(items.len()).unwrap_or(u32::MAX);
-    state.limits.check(&user.user_id, Class::Events, cost)?;
+    state
+        .limits
+        .check(&user.user_id, Route::PublishBatch, cost)?;
     let key = IdempotencyKey::from_headers(&headers)?;
     let sent = Value::Object(body.clone());
     let user_id = user.user_id.clone();

@@ -15,7 +15,7 @@ use crate::domain;
 use crate::edges::SinkError;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, IdempotencyKey, Outcome, Recorded};
-use crate::ratelimit::Class;
+use crate::ratelimit::Route;
 use crate::state::AppState;
 
 /// `POST /api/v1/media/upload-intent` → `internal.media.upload.intent` (by default).
@@ -32,7 +32,7 @@ pub async fn upload(
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Response> {
-    state.limits.check(&user.user_id, Class::Media, 1)?;
+    state.limits.check(&user.user_id, Route::UploadIntent, 1)?;
     let file_name = domain::file_name(&body)?;
     let media_type = domain::media_type(&body)?;
     let file_size = domain::file_size(&body)?;
@@ -61,7 +61,16 @@ pub async fn download(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Response> {
     let topic = state.topics.download_intent.clone();
-    path_intent(&state, &user, &uri, &headers, body, &topic).await
+    path_intent(
+        &state,
+        &user,
+        &uri,
+        &headers,
+        body,
+        &topic,
+        Route::DownloadIntent,
+    )
+    .await
 }
 
 /// `POST /api/v1/media/delete-intent` → `internal.media.delete.intent`.
@@ -79,7 +88,16 @@ pub async fn delete(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Response> {
     let topic = state.topics.delete_intent.clone();
-    path_intent(&state, &user, &uri, &headers, body, &topic).await
+    path_intent(
+        &state,
+        &user,
+        &uri,
+        &headers,
+        body,
+        &topic,
+        Route::DeleteIntent,
+    )
+    .await
 }
 
 async fn path_intent(
@@ -89,8 +107,9 @@ async fn path_intent(
     headers: &HeaderMap,
     body: Map<String, Value>,
     topic: &str,
+    route: Route,
 ) -> ApiResult<Response> {
-    state.limits.check(&user.user_id, Class::Media, 1)?;
+    state.limits.check(&user.user_id, route, 1)?;
     // Ownership is checked by the media-service against `media_files`, not here.
     let file_path = domain::file_path(&body)?;
     let fields = json!({

@@ -15,7 +15,7 @@ use crate::auth::AuthUser;
 use crate::domain;
 use crate::edges::{CreditOutcome, FileRecord};
 use crate::error::{ApiError, ApiResult};
-use crate::ratelimit::Class;
+use crate::ratelimit::Route;
 use crate::state::AppState;
 
 /// `POST /api/v1/media/upload-url`: one credit buys one presigned PUT.
@@ -31,7 +31,9 @@ pub async fn upload_url(
     user: AuthUser,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<Value>> {
-    state.limits.check(&user.user_id, Class::Media, 1)?;
+    state
+        .limits
+        .check(&user.user_id, Route::LegacyUploadUrl, 1)?;
     let file_name = domain::file_name(&body)?;
     let media_type = domain::media_type(&body)?;
     domain::file_size(&body)?;
@@ -88,7 +90,9 @@ pub async fn download_url(
     user: AuthUser,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<Value>> {
-    state.limits.check(&user.user_id, Class::Media, 1)?;
+    state
+        .limits
+        .check(&user.user_id, Route::LegacyDownloadUrl, 1)?;
     let file = owned_file(&state, &user, &body).await?;
     let download_url = state
         .objects
@@ -129,7 +133,7 @@ pub async fn delete(
     user: AuthUser,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<Value>> {
-    state.limits.check(&user.user_id, Class::Media, 1)?;
+    state.limits.check(&user.user_id, Route::LegacyDelete, 1)?;
     let file = owned_file(&state, &user, &body).await?;
     state
         .media

@@ -329,6 +329,7 @@ impl Default for Options {
             rate_limits: RateLimitSettings {
                 events: Limit::default(),
                 media: Limit::default(),
+                routes: HashMap::new(),
             },
             batch_max_events: 100,
         }

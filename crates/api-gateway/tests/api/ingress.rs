@@ -249,6 +249,7 @@ async fn over_the_limit_a_user_gets_429_with_retry_after_and_others_are_unaffect
                 per_second: 0.5,
                 burst: 1,
             },
+            routes: Default::default(),
         },
         ..Options::default()
     });
