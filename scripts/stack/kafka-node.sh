@@ -68,8 +68,13 @@ PROPERTIES
 
 classpath="$jars_dir/*"
 if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
-    # A KRaft cluster id is 16 random bytes in URL-safe base64 without padding.
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    # A KRaft cluster id is 16 random bytes in URL-safe base64 without padding. One in 64 starts
+    # with '-', which the format tool's argument parser takes for an option ("--cluster-id:
+    # expected one argument"; a fresh CI clone met it): draw again until it does not.
+    cluster_id="-"
+    while [[ "$cluster_id" == -* ]]; do
+        cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    done
     "$java" -cp "$classpath" -Dlog4j2.configurationFile="$here/kafka-log4j2.properties" \
         kafka.tools.StorageTool format --cluster-id "$cluster_id" \
         --config "$data_dir/server.properties" --ignore-formatted
