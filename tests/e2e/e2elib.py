@@ -33,6 +33,23 @@ SECRET = "e2e-jwt-secret-with-at-least-32-characters!"
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "debug"
 
 
+def gateway_env(port: int, database: str, routes_file: Path, **settings: str) -> dict[str, str]:
+    """The environment of an api-gateway on 127.0.0.1:`port` against the local stack, with its
+    own database and routes file; `settings` adds APP__* variables (name without the prefix)."""
+    return {
+        **os.environ,
+        "APP__HTTP__HOST": "127.0.0.1",
+        "APP__HTTP__PORT": str(port),
+        "APP__KAFKA__BROKERS": BROKERS,
+        "APP__REGISTRY__URL": REGISTRY,
+        "APP__POSTGRES__URL": f"{SERVER}/{database}",
+        "APP__AUTH__JWT_SECRET": SECRET,
+        "APP__GATEWAY__ROUTES_FILE": str(routes_file),
+        "NO_COLOR": "1",
+        **{f"APP__{name}": value for name, value in settings.items()},
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

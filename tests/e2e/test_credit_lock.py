@@ -14,7 +14,6 @@ Needs the local stack (Postgres, broker, registry, object store) and the debug a
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -27,13 +26,11 @@ import pytest
 import requests
 
 from e2elib import (
-    BROKERS,
-    REGISTRY,
     REPO,
-    SECRET,
     SERVER,
     TARGET,
     free_port,
+    gateway_env,
     hs256,
     supabase_apply,
     wait_healthy,
@@ -53,17 +50,7 @@ def gateway(tmp_path: Path):
     port = free_port()
     process = subprocess.Popen(
         [TARGET / "api-gateway"],
-        env={
-            **os.environ,
-            "APP__HTTP__HOST": "127.0.0.1",
-            "APP__HTTP__PORT": str(port),
-            "APP__KAFKA__BROKERS": BROKERS,
-            "APP__REGISTRY__URL": REGISTRY,
-            "APP__POSTGRES__URL": f"{SERVER}/{database}",
-            "APP__AUTH__JWT_SECRET": SECRET,
-            "APP__GATEWAY__ROUTES_FILE": str(REPO / "routes.yaml"),
-            "NO_COLOR": "1",
-        },
+        env=gateway_env(port, database, REPO / "routes.yaml"),
         stdout=subprocess.DEVNULL,
         stderr=open(tmp_path / "gateway.log", "w"),
     )

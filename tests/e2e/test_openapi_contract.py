@@ -22,7 +22,7 @@ import requests
 from confluent_kafka.admin import AdminClient, NewTopic
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from e2elib import BROKERS, REGISTRY, REPO, SECRET, SERVER, TARGET, free_port, hs256, supabase_apply, wait_healthy
+from e2elib import BROKERS, REGISTRY, REPO, SERVER, TARGET, free_port, gateway_env, hs256, supabase_apply, wait_healthy
 
 WEBHOOK_SECRET = "contract-webhook-secret"
 # contract file -> gateway setting naming its topic (None: a routes.yaml key)
@@ -62,23 +62,15 @@ def gateway(tmp_path: Path):
         f"externalRoutes:\n  message: {topics['public/user/message.events']}\n"
     )
     port = free_port()
-    env = {
-        **os.environ,
-        "APP__HTTP__HOST": "127.0.0.1",
-        "APP__HTTP__PORT": str(port),
-        "APP__KAFKA__BROKERS": BROKERS,
-        "APP__REGISTRY__URL": REGISTRY,
-        "APP__POSTGRES__URL": f"{SERVER}/{database}",
-        "APP__AUTH__JWT_SECRET": SECRET,
-        "APP__AUTH__WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "APP__GATEWAY__ROUTES_FILE": str(tmp_path / "routes.yaml"),
-        "APP__GATEWAY__RATE_LIMITS__EVENTS__PER_SECOND": "100000",
-        "APP__GATEWAY__RATE_LIMITS__EVENTS__BURST": "100000",
-        "APP__GATEWAY__RATE_LIMITS__MEDIA__PER_SECOND": "100000",
-        "APP__GATEWAY__RATE_LIMITS__MEDIA__BURST": "100000",
-        "APP__TELEMETRY__LOG_FORMAT": "json",
-        "NO_COLOR": "1",
+    settings = {
+        "AUTH__WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "GATEWAY__RATE_LIMITS__EVENTS__PER_SECOND": "100000",
+        "GATEWAY__RATE_LIMITS__EVENTS__BURST": "100000",
+        "GATEWAY__RATE_LIMITS__MEDIA__PER_SECOND": "100000",
+        "GATEWAY__RATE_LIMITS__MEDIA__BURST": "100000",
+        "TELEMETRY__LOG_FORMAT": "json",
     }
+    env = gateway_env(port, database, tmp_path / "routes.yaml", **settings)
     for contract, setting in TOPICS.items():
         if setting:
             env[f"APP__GATEWAY__TOPICS__{setting}"] = topics[contract]

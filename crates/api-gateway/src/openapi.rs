@@ -336,3 +336,30 @@ fn shared_responses(path: &str, operation: &mut Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ratelimit::Route;
+
+    #[test]
+    fn every_rate_limited_route_is_named_by_its_operation_id() {
+        // gateway.rate_limits.routes is keyed by operation id: the two lists must not drift.
+        let doc = document(&[], &[], 100);
+        let ids: Vec<&str> = doc["paths"]
+            .as_object()
+            .into_iter()
+            .flat_map(|paths| paths.values())
+            .filter_map(|item| item.as_object())
+            .flat_map(|operations| operations.values())
+            .filter_map(|operation| operation["operationId"].as_str())
+            .collect();
+        for route in Route::ALL {
+            assert!(
+                ids.contains(&route.name()),
+                "{} is no operation id: {ids:?}",
+                route.name()
+            );
+        }
+    }
+}

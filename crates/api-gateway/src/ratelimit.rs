@@ -171,14 +171,13 @@ impl RateLimiter {
         }
     }
 
-    /// The limit of `route` and the bucket it counts against.
-    fn limit(&self, route: Route) -> (Limit, &'static str) {
-        if let Some(own) = self.settings.routes.get(route.name()) {
-            return (*own, route.name());
-        }
-        match route.class() {
-            "events" => (self.settings.events, "events"),
-            _ => (self.settings.media, "media"),
+    /// The bucket `route` counts against: its own when the settings give it a limit, else
+    /// its class's.
+    fn bucket(&self, route: Route) -> &'static str {
+        if self.settings.routes.contains_key(route.name()) {
+            route.name()
+        } else {
+            route.class()
         }
     }
 
@@ -204,7 +203,8 @@ impl RateLimiter {
         cost: u32,
         now: Instant,
     ) -> Result<(), ApiError> {
-        let (limit, bucket_name) = self.limit(route);
+        let bucket_name = self.bucket(route);
+        let limit = self.limit_of_bucket(bucket_name);
         if limit.per_second <= 0.0 {
             return Ok(());
         }
