@@ -60,6 +60,7 @@ REGISTRY_CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 HTTP_TIMEOUT = 10
 # The broker may accept connections a moment before it answers admin requests.
 CREATE_ATTEMPTS = 10
+METADATA_WAIT_SECONDS = 30
 
 
 class BootstrapError(Exception):
@@ -133,9 +134,19 @@ def create_topics(brokers: str, topics: list[str]) -> None:
         pending = retry
         time.sleep(1)
 
-    missing = [t for t in topics if t not in existing_topics(admin)]
-    if missing:
-        raise BootstrapError(f"topics missing from the broker's metadata after creation: {missing}")
+    # A created topic reaches the broker's metadata cache a moment after CreateTopics
+    # answers (KRaft publishes it with the next metadata image), so a fresh cluster can
+    # list it late: wait for it rather than fail the start on that gap.
+    deadline = time.monotonic() + METADATA_WAIT_SECONDS
+    while True:
+        missing = [t for t in topics if t not in existing_topics(admin)]
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            raise BootstrapError(
+                f"topics missing from the broker's metadata {METADATA_WAIT_SECONDS} s after creation: {missing}"
+            )
+        time.sleep(0.2)
 
 
 def registry_call(session: requests.Session, method: str, url: str, body: dict | None = None) -> dict:
