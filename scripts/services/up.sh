@@ -6,7 +6,8 @@
 #   message-consumer  http://127.0.0.1:8091  (health only)
 #
 # Binaries come from ${CARGO_TARGET_DIR:-target}/debug and are built first with
-# `cargo build --workspace --bins` unless STACK_SKIP_BUILD=1. A service that is already
+# `cargo build --workspace --bins` unless STACK_SKIP_BUILD=1; SERVICES_PROFILE=release takes
+# the release build instead (what ./taskw bench measures). A service that is already
 # running is left alone. Waits until each answers GET /healthz with 200, then reports /readyz.
 # Logs: .local/logs/<service>.log. Start the stack first (scripts/stack/up.sh).
 set -euo pipefail
@@ -15,21 +16,27 @@ source "$(dirname "${BASH_SOURCE[0]}")/../stack/lib.sh"
 
 SERVICES=(api-gateway:8080 media-service:8090 message-consumer:8091)
 HEALTH_TIMEOUT="${SERVICES_HEALTH_TIMEOUT:-60}"
+PROFILE="${SERVICES_PROFILE:-debug}"
+case "$PROFILE" in
+    debug) build_flags=() ;;
+    release) build_flags=(--release) ;;
+    *) die "SERVICES_PROFILE must be debug or release, not '$PROFILE'" ;;
+esac
 
 if [[ "${STACK_SKIP_BUILD:-0}" != 1 ]]; then
-    log "building the service binaries (STACK_SKIP_BUILD=1 skips this)"
-    cargo build --workspace --bins
+    log "building the $PROFILE service binaries (STACK_SKIP_BUILD=1 skips this)"
+    cargo build "${build_flags[@]}" --workspace --bins
 fi
 
 for entry in "${SERVICES[@]}"; do
     name="${entry%%:*}"
     port="${entry##*:}"
-    binary="$TARGET_DIR/debug/$name"
+    binary="$TARGET_DIR/$PROFILE/$name"
     if is_running "$name"; then
         log "$name already running (pid $(pid_of "$name"))"
         continue
     fi
-    [[ -x "$binary" ]] || die "$binary is missing; build it with cargo build --workspace --bins"
+    [[ -x "$binary" ]] || die "$binary is missing; build it with cargo build ${build_flags[*]} --workspace --bins"
     if port_open "$STACK_HOST" "$port"; then
         die "port $STACK_HOST:$port is in use by a process this script did not start; stop it before starting $name"
     fi

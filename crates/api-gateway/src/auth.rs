@@ -337,7 +337,7 @@ impl FromRequestParts<AppState> for WebhookCaller {
             .headers
             .get("x-webhook-secret")
             .and_then(|v| v.to_str().ok());
-        if webhook_secret_matches(state.webhook_secret.as_ref(), presented) {
+        if webhook_secret_matches(state.webhook_secret.as_deref(), presented) {
             Ok(Self)
         } else {
             Err(ApiError::Unauthorized(

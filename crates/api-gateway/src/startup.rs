@@ -65,7 +65,7 @@ impl Application {
         ));
         let state = AppState {
             jwt: jwt.clone(),
-            webhook_secret,
+            webhook_secret: webhook_secret.map(Arc::new),
             routes: routes.clone(),
             events: Arc::new(AvroEventSink::new(
                 "api-gateway",
@@ -74,7 +74,7 @@ impl Application {
             )),
             media: Arc::new(PgMediaStore::new(pool.clone())),
             objects: Arc::new(S3ObjectStore::new(&settings.s3)),
-            bucket: settings.s3.bucket.clone(),
+            bucket: Arc::from(settings.s3.bucket.as_str()),
             presign_expiry: Duration::from_secs(settings.gateway.presign_expiry_secs),
             topics: Arc::new(settings.gateway.topics.clone()),
             idempotency: idempotency.clone(),

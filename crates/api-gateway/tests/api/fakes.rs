@@ -352,12 +352,14 @@ impl Harness {
         };
         let state = AppState {
             jwt: Arc::new(JwtVerifier::new(&auth).unwrap_or_else(|e| panic!("{e}"))),
-            webhook_secret: options.webhook_secret.map(SecretString::from),
+            webhook_secret: options
+                .webhook_secret
+                .map(|s| Arc::new(SecretString::from(s))),
             routes: Routes::fixed(RouteTable::parse(ROUTES).unwrap_or_else(|e| panic!("{e}"))),
             events: sink.clone(),
             media: media.clone(),
             objects: objects.clone(),
-            bucket: options.bucket.to_owned(),
+            bucket: Arc::from(options.bucket),
             presign_expiry: Duration::from_secs(options.expiry_secs),
             topics: Arc::new(api_gateway::configuration::Topics::default()),
             idempotency: keys.clone(),

@@ -588,3 +588,157 @@ async fn a_consumer_killed_and_restarted_gets_its_partition_back_within_a_minute
     );
     assert_eq!(f.rows().await.len(), 2, "each message exactly once");
 }
+
+fn row(n: usize, payload: &str) -> message_consumer::notification::Notification {
+    message_consumer::notification::Notification {
+        user_id: format!("user-{}", n % 7),
+        payload: payload.to_owned(),
+        event_time: format!("2026-02-25T10:00:{:02}.{:03}Z", n % 60, n % 1000),
+        visibility: "broadcast".to_owned(),
+        recipient_id: n.is_multiple_of(5).then(|| "someone".to_owned()),
+        idempotency_key: format!("user.message:bench-{n}"),
+    }
+}
+
+async fn keys_and_payloads(db: &TestDatabase) -> Vec<(Option<String>, String)> {
+    sqlx::query_as("select idempotency_key, payload from public.user_notifications order by id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A backlog-sized batch skips exactly what is already there (keys present, pre-cut-over rows
+/// by their content, a key twice in the same batch) and stores text verbatim, tabs, newlines,
+/// backslashes and non-ASCII included.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_batch_is_written_once_and_verbatim_like_a_small_one() {
+    use message_consumer::store::{StoreError, insert_batch};
+    let stack = TestStack::from_env();
+    let db = TestDatabase::create(&stack, "consumer_copy").await;
+    let tricky = r#"{"email":"a@example.com","message":"tab	newline
+backslash \\ quote \" \N ü 🦀"}"#;
+    let rows: Vec<_> = (0..300)
+        .map(|n| {
+            row(
+                n,
+                if n % 3 == 0 {
+                    tricky
+                } else {
+                    r#"{"email":"e","message":"m"}"#
+                },
+            )
+        })
+        .collect();
+
+    // Already present: keys 0..50 (written earlier), and row 60 as the Go service wrote it.
+    let earlier: Vec<_> = rows[..50].iter().collect();
+    assert_eq!(insert_batch(&db.pool, &earlier).await.ok(), Some(50));
+    let go = &rows[60];
+    sqlx::query(
+        "insert into public.user_notifications
+             (user_id, event_type, payload, event_time, visibility, recipient_id)
+         values ($1, 'user.message', $2, $3, $4, $5)",
+    )
+    .bind(&go.user_id)
+    .bind(&go.payload)
+    .bind(&go.event_time)
+    .bind(&go.visibility)
+    .bind(&go.recipient_id)
+    .execute(&db.pool)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let mut batch: Vec<_> = rows.iter().collect();
+    batch.push(&rows[100]);
+    assert_eq!(
+        insert_batch(&db.pool, &batch).await.ok(),
+        Some(300 - 50 - 1)
+    );
+    // Redelivered: nothing more.
+    assert_eq!(insert_batch(&db.pool, &batch).await.ok(), Some(0));
+
+    let stored = keys_and_payloads(&db).await;
+    assert_eq!(stored.len(), 300, "50 earlier + 1 Go row + 249 new");
+    let mut expected: Vec<(Option<String>, String)> = rows[..50]
+        .iter()
+        .map(|r| (Some(r.idempotency_key.clone()), r.payload.clone()))
+        .collect();
+    expected.push((None, go.payload.clone()));
+    expected.extend(
+        rows[50..]
+            .iter()
+            .filter(|r| r.idempotency_key != go.idempotency_key)
+            .map(|r| (Some(r.idempotency_key.clone()), r.payload.clone())),
+    );
+    assert_eq!(stored, expected);
+    let recipients: Vec<Option<String>> = sqlx::query_scalar(
+        "select recipient_id from public.user_notifications where idempotency_key is not null order by id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let wanted: Vec<Option<String>> = rows
+        .iter()
+        .filter(|r| r.idempotency_key != go.idempotency_key)
+        .map(|r| r.recipient_id.clone())
+        .collect();
+    assert_eq!(recipients, wanted);
+
+    // A value the database refuses (NUL in text) fails the whole batch as rejected, writes
+    // nothing, and leaves isolating the bad row to the handler.
+    let mut bad: Vec<_> = (1000..1200).map(|n| row(n, "{}")).collect();
+    bad[150].payload = "nul \u{0} inside".to_owned();
+    let bad_batch: Vec<_> = bad.iter().collect();
+    assert!(matches!(
+        insert_batch(&db.pool, &bad_batch).await,
+        Err(StoreError::Rejected(_))
+    ));
+    assert_eq!(keys_and_payloads(&db).await.len(), 300);
+}
+
+/// A backlog larger than one insert statement (512 records) is written chunk after chunk,
+/// the next decoded while the previous one is written: every good record lands once and in
+/// fetch order, and a poison record in a later chunk is dead-lettered without holding back
+/// the chunks around it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backlog_spanning_several_statements_lands_in_order_with_poison_set_aside() {
+    let f = Fixture::new().await;
+    let poison_at = [700usize, 1100];
+    for n in 0..1300usize {
+        if poison_at.contains(&n) {
+            f.produce_raw(b"\x00\x00\x00\xff\xffnot a registered schema".to_vec())
+                .await;
+        } else {
+            f.produce(message("u1", &format!("m{n:04}"), "broadcast", None))
+                .await;
+        }
+    }
+    let mut settings = f.settings(&unique("g-backlog"));
+    settings.consumer.max_batch = 2048;
+    let app = Application::build(settings)
+        .await
+        .unwrap_or_else(|e| panic!("build: {e}"));
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let handle = tokio::spawn(async move { app.run_until_stopped(token).await });
+
+    let written = f.wait_rows(1298).await;
+    shutdown.cancel();
+    let _ = handle.await;
+
+    assert!(written);
+    let texts: Vec<String> = f.rows().await.into_iter().map(|r| r.2).collect();
+    let expected: Vec<String> = (0..1300usize)
+        .filter(|n| !poison_at.contains(n))
+        .map(|n| format!("m{n:04}"))
+        .collect();
+    assert_eq!(texts.len(), expected.len());
+    for (text, want) in texts.iter().zip(&expected) {
+        assert!(text.contains(want.as_str()), "{text} should carry {want}");
+    }
+    let dead = f
+        .stack
+        .read_topic(&f.dead_letters, 2, Duration::from_secs(30))
+        .await;
+    assert_eq!(dead.len(), 2);
+}

@@ -60,6 +60,10 @@ pub struct KafkaSettings {
     /// latency when traffic is light (some brokers only answer a waiting fetch when it expires),
     /// at the cost of more idle fetch requests.
     pub fetch_wait_max_ms: u64,
+    /// Milliseconds (fractions allowed) a producer waits to gather records into one request
+    /// (`linger.ms`). Under load batching happens anyway, because records queue while a request
+    /// is in flight; at a light load the wait is pure latency.
+    pub linger_ms: f64,
 }
 
 impl Default for KafkaSettings {
@@ -77,6 +81,7 @@ impl Default for KafkaSettings {
             max_poll_interval_ms: 300_000,
             auto_commit_interval_ms: 1_000,
             fetch_wait_max_ms: 50,
+            linger_ms: 2.0,
         }
     }
 }
@@ -182,8 +187,7 @@ impl KafkaSettings {
         config.set("message.timeout.ms", self.delivery_timeout_ms.to_string());
         // The codec is configurable because not every Kafka-compatible broker supports each one.
         config.set("compression.type", &self.compression);
-        // Low linger keeps request latency small; batching still happens under load.
-        config.set("linger.ms", "2");
+        config.set("linger.ms", self.linger_ms.to_string());
         Ok(config)
     }
 

@@ -1,0 +1,246 @@
+//! The figures of one run, written as `docs/benchmarks.json` (one object per figure, stable
+//! field names) and as the generated tables of `docs/benchmarks.md`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+/// A target a figure is held to: its value (or its ratio, when it has a ceiling) at most or at
+/// least `value`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// `"max"` or `"min"`.
+    pub kind: &'static str,
+    /// The bound, in the figure's unit (or as a ratio for ratio targets).
+    pub value: f64,
+    /// What the bound applies to: `"value"` or `"ratio"`.
+    pub applies_to: &'static str,
+}
+
+/// One measured number.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    /// Stable identifier, e.g. `gateway.throughput`.
+    pub id: String,
+    /// What was measured, for people.
+    pub title: String,
+    /// Unit of `value` and `ceiling`.
+    pub unit: &'static str,
+    /// The measurement.
+    pub value: f64,
+    /// What the same work costs without the service (the best this path could do), if any.
+    pub ceiling: Option<f64>,
+    /// How the ceiling was measured.
+    pub ceiling_title: Option<String>,
+    /// `value / ceiling` for throughputs (higher is better).
+    pub ratio: Option<f64>,
+    /// The target from issue #15, if there is one.
+    pub target: Option<Target>,
+    /// Whether the target holds (absent without a target).
+    pub met: Option<bool>,
+    /// Sample size or conditions.
+    pub detail: String,
+}
+
+impl Figure {
+    /// A figure with no ceiling and no target.
+    pub fn new(id: &str, title: &str, unit: &'static str, value: f64, detail: String) -> Self {
+        Self {
+            id: id.to_owned(),
+            title: title.to_owned(),
+            unit,
+            value,
+            ceiling: None,
+            ceiling_title: None,
+            ratio: None,
+            target: None,
+            met: None,
+            detail,
+        }
+    }
+
+    /// Adds the ceiling this throughput is compared with, and the ratio.
+    pub fn ceiling(mut self, title: &str, value: f64) -> Self {
+        self.ceiling = Some(value);
+        self.ceiling_title = Some(title.to_owned());
+        self.ratio = Some(if value > 0.0 { self.value / value } else { 0.0 });
+        self
+    }
+
+    /// Holds the value to at most `bound`.
+    pub fn at_most(self, bound: f64) -> Self {
+        self.held("max", bound, "value")
+    }
+
+    /// Holds the ratio to at least `bound`.
+    pub fn ratio_at_least(self, bound: f64) -> Self {
+        self.held("min", bound, "ratio")
+    }
+
+    fn held(mut self, kind: &'static str, value: f64, applies_to: &'static str) -> Self {
+        let measured = if applies_to == "ratio" {
+            self.ratio.unwrap_or(0.0)
+        } else {
+            self.value
+        };
+        self.met = Some(if kind == "max" {
+            measured <= value
+        } else {
+            measured >= value
+        });
+        self.target = Some(Target {
+            kind,
+            value,
+            applies_to,
+        });
+        self
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// `git rev-parse HEAD` at the run (with `-dirty` when the tree had changes).
+    pub commit: String,
+    /// UTC time the run finished.
+    pub measured_at: String,
+    /// The machine, as the run saw it.
+    pub machine: String,
+    /// The figures, grouped by their id's prefix.
+    pub figures: Vec<Figure>,
+}
+
+impl Report {
+    /// Adds figures, printing each as it comes so a long run shows progress.
+    pub fn add(&mut self, figures: impl IntoIterator<Item = Figure>) {
+        for figure in figures {
+            println!("{}", line(&figure));
+            self.figures.push(figure);
+        }
+    }
+
+    /// Writes `benchmarks.json` and replaces the generated block of `benchmarks.md` in `docs`.
+    pub fn write(&mut self, docs: &Path) -> anyhow::Result<()> {
+        self.commit = commit();
+        self.measured_at = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+        self.machine = machine();
+        let json = serde_json::to_string_pretty(self)? + "\n";
+        std::fs::write(docs.join("benchmarks.json"), json).context("writing benchmarks.json")?;
+
+        let path = docs.join("benchmarks.md");
+        let text = std::fs::read_to_string(&path).context("reading benchmarks.md")?;
+        let (Some(start), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+            anyhow::bail!("{} has no {BEGIN} … {END} block", path.display());
+        };
+        let generated = self.markdown();
+        let updated = format!("{}{BEGIN}\n{generated}{}", &text[..start], &text[end..]);
+        std::fs::write(&path, updated).context("writing benchmarks.md")?;
+        Ok(())
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = format!(
+            "_Generated by `./taskw bench` at {} on commit `{}` ({}). Do not edit by hand._\n\n",
+            self.measured_at, self.commit, self.machine
+        );
+        out.push_str("| figure | value | ceiling | ratio | target | met | conditions |\n");
+        out.push_str("|---|---|---|---|---|---|---|\n");
+        for figure in &self.figures {
+            let ceiling = match (&figure.ceiling, &figure.ceiling_title) {
+                (Some(value), Some(title)) => format!("{} ({title})", number(*value, figure.unit)),
+                _ => "—".to_owned(),
+            };
+            let target = figure.target.as_ref().map_or("—".to_owned(), |t| {
+                let sign = if t.kind == "max" { "≤" } else { "≥" };
+                if t.applies_to == "ratio" {
+                    format!("ratio {sign} {:.2}", t.value)
+                } else {
+                    format!("{sign} {}", number(t.value, figure.unit))
+                }
+            });
+            let met = match figure.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "—",
+            };
+            out.push_str(&format!(
+                "| {} | {} | {ceiling} | {} | {target} | {met} | {} |\n",
+                figure.title,
+                number(figure.value, figure.unit),
+                figure.ratio.map_or("—".to_owned(), |r| format!("{r:.2}")),
+                figure.detail
+            ));
+        }
+        out
+    }
+}
+
+const BEGIN: &str = "<!-- bench:begin -->";
+const END: &str = "<!-- bench:end -->";
+
+fn number(value: f64, unit: &str) -> String {
+    match unit {
+        "ms" => format!("{value:.2} ms"),
+        "MiB" => format!("{value:.1} MiB"),
+        _ if value >= 100.0 => format!("{value:.0} {unit}"),
+        _ => format!("{value:.2} {unit}"),
+    }
+}
+
+fn line(figure: &Figure) -> String {
+    let mut text = format!(
+        "{:<34} {:>14}",
+        figure.id,
+        number(figure.value, figure.unit)
+    );
+    if let (Some(ceiling), Some(ratio)) = (figure.ceiling, figure.ratio) {
+        text.push_str(&format!(
+            "  ceiling {} ratio {ratio:.2}",
+            number(ceiling, figure.unit)
+        ));
+    }
+    if let Some(met) = figure.met {
+        text.push_str(if met { "  met" } else { "  NOT MET" });
+    }
+    text
+}
+
+fn commit() -> String {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let head = run(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    // The generated files themselves change with every run; any other change makes it dirty.
+    let dirty = run(&[
+        "status",
+        "--porcelain",
+        "--",
+        ".",
+        ":!docs/benchmarks.md",
+        ":!docs/benchmarks.json",
+    ])
+    .is_some_and(|s| !s.is_empty());
+    if dirty { format!("{head}-dirty") } else { head }
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or("?".to_owned(), |kb| {
+            format!("{:.0} GiB", kb / 1024.0 / 1024.0)
+        });
+    format!("{cores} cores, {memory}, everything on 127.0.0.1")
+}
