@@ -209,17 +209,7 @@ pub async fn end_to_end(rate: f64, seconds: u64) -> anyhow::Result<(Vec<Figure>,
             body["timestamp"] = serde_json::Value::String(
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             );
-            let status = client
-                .post(url.as_str())
-                .bearer_auth(jwt.as_str())
-                .json(&body)
-                .send()
-                .await?
-                .status();
-            if status != 204 {
-                bail!("gateway answered {status}");
-            }
-            Ok(())
+            crate::gateway::post_event(&client, &url, &jwt, &body).await
         }
     };
     // Warm-up, not counted: connections, schema caches, the consumer's first fetch.

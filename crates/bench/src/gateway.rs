@@ -45,6 +45,26 @@ pub fn jwt_env() -> [(&'static str, &'static str); 2] {
     ]
 }
 
+/// One authenticated `POST` of `body`; anything but 204 is an error.
+pub async fn post_event(
+    client: &reqwest::Client,
+    url: &str,
+    jwt: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let status = client
+        .post(url)
+        .bearer_auth(jwt)
+        .json(body)
+        .send()
+        .await?
+        .status();
+    if status != 204 {
+        bail!("{url} answered {status}");
+    }
+    Ok(())
+}
+
 async fn post_all(
     client: &reqwest::Client,
     url: &str,
@@ -53,20 +73,7 @@ async fn post_all(
     count: usize,
     concurrency: usize,
 ) -> anyhow::Result<load::Run> {
-    load::closed(count, concurrency, |_| async {
-        let status = client
-            .post(url)
-            .bearer_auth(jwt)
-            .json(body)
-            .send()
-            .await?
-            .status();
-        if status != 204 {
-            bail!("{url} answered {status}");
-        }
-        Ok(())
-    })
-    .await
+    load::closed(count, concurrency, |_| post_event(client, url, jwt, body)).await
 }
 
 /// Runs the gateway benchmark; returns its figures.
@@ -98,19 +105,7 @@ pub async fn run(count: usize, concurrency: usize) -> anyhow::Result<(Vec<Figure
         load::open(half, Duration::from_secs(10), move |_| {
             let (client, target, jwt, body) =
                 (client.clone(), target.clone(), jwt.clone(), body.clone());
-            async move {
-                let status = client
-                    .post(&target)
-                    .bearer_auth(jwt.as_str())
-                    .json(body.as_ref())
-                    .send()
-                    .await?
-                    .status();
-                if status != 204 {
-                    bail!("gateway answered {status}");
-                }
-                Ok(())
-            }
+            async move { post_event(&client, &target, &jwt, &body).await }
         })
         .await?
     };
