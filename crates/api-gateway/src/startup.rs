@@ -89,14 +89,11 @@ impl Application {
             Some(jwks) => readiness.with(Arc::new(JwksCheck(jwks))),
             None => readiness,
         };
-        let router = substrate::http::with_request_metrics(
-            crate::routes::router(
-                state,
-                substrate::health::router(readiness),
-                settings.gateway.body_limit_bytes,
-                &settings.http,
-            ),
-            "api-gateway",
+        let router = crate::routes::router(
+            state,
+            substrate::health::router(readiness),
+            settings.gateway.body_limit_bytes,
+            &settings.http,
         );
         let listener = TcpListener::bind(settings.http.address()).await?;
         let port = listener.local_addr()?.port();

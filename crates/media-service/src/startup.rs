@@ -7,7 +7,7 @@ use axum::Router;
 use substrate::BoxError;
 use substrate::avro::{AvroCodec, SchemaRegistry};
 use substrate::health::{BucketCheck, KafkaCheck, PostgresCheck, Readiness};
-use substrate::http::ServeLimits;
+use substrate::http::{Edge, ServeLimits};
 use substrate::kafka::{ConsumeSettings, EventPublisher, KafkaPublisher, PerMessage, run_consumer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -60,18 +60,15 @@ impl Application {
                 "no webhook token configured (webhook.token): every webhook will answer 401"
             );
         }
-        let webhooks = crate::webhooks::router(
-            WebhookState {
-                events,
-                storage,
-                topics,
-                bucket: settings.s3.bucket.clone(),
-                token: settings.webhook.token.clone(),
-                require_token: settings.webhook.require_token,
-                move_timeout: Duration::from_millis(settings.webhook.move_timeout_ms),
-            },
-            settings.webhook.body_limit_bytes,
-        );
+        let webhooks = crate::webhooks::router(WebhookState {
+            events,
+            storage,
+            topics,
+            bucket: settings.s3.bucket.clone(),
+            token: settings.webhook.token.clone(),
+            require_token: settings.webhook.require_token,
+            move_timeout: Duration::from_millis(settings.webhook.move_timeout_ms),
+        });
         let readiness = Readiness::new("error")
             .with(Arc::new(KafkaCheck::new(&settings.kafka)?))
             .with(Arc::new(PostgresCheck(pool)))
@@ -81,9 +78,14 @@ impl Application {
             }));
         // Concurrency and time limits on the webhooks only: health checks keep answering.
         let webhooks = substrate::http::with_request_limits(webhooks, &settings.http);
-        let router = substrate::http::with_request_metrics(
+        let router = substrate::http::with_edge(
             webhooks.merge(substrate::health::router(readiness)),
-            "media-service",
+            Edge {
+                service: "media-service",
+                body_limit: settings.webhook.body_limit_bytes,
+                // Only the object store calls these routes, never a browser.
+                cors: None,
+            },
         );
         let listener = TcpListener::bind(settings.http.address()).await?;
         let port = listener.local_addr()?.port();

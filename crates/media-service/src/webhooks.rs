@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -50,7 +50,7 @@ pub struct WebhookState {
 }
 
 /// The webhook routes (POST only; other methods get 405 JSON).
-pub fn router(state: WebhookState, body_limit: usize) -> Router {
+pub fn router(state: WebhookState) -> Router {
     Router::new()
         .route("/webhooks/media-upload", post(media_upload))
         .route("/webhooks/file-ready", post(file_ready))
@@ -61,7 +61,6 @@ pub fn router(state: WebhookState, body_limit: usize) -> Router {
                 "Method not allowed",
             )
         })
-        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 

@@ -15,6 +15,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use substrate::avro::AvroCodec;
 use substrate::kafka::{BatchHandler, HandlerError, InboundMessage};
+use tracing::Instrument;
 
 use crate::notification::Notification;
 use crate::store::{StoreError, insert_batch};
@@ -68,6 +69,7 @@ impl NotificationWriter {
             Err(error) => return Prepared::Invalid(HandlerError::permanent(error)),
         };
         let event: Value = decoded.to_json();
+        substrate::kafka::record_event_type(&message.topic, &event);
         match Notification::from_event(&event, event_key(message, payload)) {
             Ok(row) => Prepared::Row(row),
             Err(error) => Prepared::Invalid(HandlerError::permanent(error)),
@@ -100,7 +102,9 @@ impl NotificationWriter {
     async fn prepare_chunk(&self, messages: &[InboundMessage]) -> Vec<Prepared> {
         let mut prepared = Vec::with_capacity(messages.len());
         for message in messages {
-            let item = self.prepare(message).await;
+            // The record's own span covers its decoding and validation; the insert that follows
+            // is one statement for the chunk, in a span of its own.
+            let item = self.prepare(message).instrument(message.span()).await;
             let stop = matches!(item, Prepared::Retry(_));
             prepared.push(item);
             if stop {
@@ -128,7 +132,16 @@ impl NotificationWriter {
             }
         }
         let only_rows: Vec<&Notification> = rows.iter().map(|(_, row)| *row).collect();
-        match insert_batch(&self.pool, &only_rows).await {
+        let insert = tracing::info_span!(
+            "user_notifications.insert",
+            "otel.kind" = "client",
+            "db.system.name" = "postgresql",
+            "db.operation.batch.size" = only_rows.len(),
+        );
+        match insert_batch(&self.pool, &only_rows)
+            .instrument(insert)
+            .await
+        {
             Ok(inserted) => {
                 tracing::debug!(rows = only_rows.len(), inserted, "batch written");
                 for (index, _) in &rows {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -19,6 +19,9 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+pub use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 use crate::config::HttpSettings;
 
@@ -182,10 +185,100 @@ pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) ->
         .into_response()
 }
 
-/// Records `http.server.request.duration` (seconds, OpenTelemetry HTTP semantic conventions:
-/// `http.request.method`, `http.route`, `http.response.status_code`) for every request of
-/// `router`, on the meter named `service`.
-pub fn with_request_metrics(router: Router, service: &'static str) -> Router {
+/// The request id header: the caller's when it sent a usable one, otherwise a new UUID; it is
+/// echoed on the response and recorded on the request's span, so a client's bug report can
+/// name the trace.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The shape of a service's HTTP edge ([`with_edge`]).
+#[derive(Debug, Clone)]
+pub struct Edge {
+    /// Service name: the meter of `http.server.request.duration`.
+    pub service: &'static str,
+    /// Largest request body accepted; larger ones are answered 413 by the extractors.
+    pub body_limit: usize,
+    /// CORS for browser callers; `None` for services no browser calls.
+    pub cors: Option<CorsLayer>,
+}
+
+/// Wraps every route of `router` (fallback included) in the edge the HTTP services share,
+/// outermost first:
+/// - a request id ([`REQUEST_ID`]), echoed on the response;
+/// - one span per request, `http.request`, with method, route template, status and request id,
+///   continuing the caller's W3C `traceparent` when it sent one;
+/// - `http.server.request.duration` (seconds, OpenTelemetry HTTP conventions:
+///   `http.request.method`, `http.route`, `http.response.status_code`);
+/// - CORS when configured: preflights (any `OPTIONS`) are answered before routing or
+///   authentication, and every response, errors included, allows the origin;
+/// - the body limit.
+///
+/// Concurrency and time limits are not part of it: [`with_request_limits`] applies them to the
+/// API routes alone, before this, so health checks keep answering under load.
+pub fn with_edge(router: Router, edge: Edge) -> Router {
+    let router = router.layer(DefaultBodyLimit::max(edge.body_limit));
+    let router = match edge.cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    with_request_metrics(router, edge.service)
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(record_status)
+                .on_body_chunk(())
+                .on_eos(())
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// The route template, never the raw path: paths carry ids, which would make every request a
+/// span name and a metric series of its own.
+fn route_of<B>(request: &axum::http::Request<B>) -> &str {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+}
+
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let route = route_of(request);
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        "http.request",
+        "otel.name" = %format_args!("{} {route}", request.method()),
+        "otel.kind" = "server",
+        "otel.status_code" = tracing::field::Empty,
+        "http.request.method" = %request.method(),
+        "http.route" = route,
+        "http.response.status_code" = tracing::field::Empty,
+        "request_id" = request_id,
+    );
+    crate::telemetry::continue_trace(&span, |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    });
+    span
+}
+
+fn record_status<B>(response: &axum::http::Response<B>, _latency: Duration, span: &tracing::Span) {
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+fn with_request_metrics(router: Router, service: &'static str) -> Router {
     let duration = opentelemetry::global::meter(service)
         .f64_histogram("http.server.request.duration")
         .with_unit("s")
@@ -196,12 +289,7 @@ pub fn with_request_metrics(router: Router, service: &'static str) -> Router {
             let duration: Histogram<f64> = duration.clone();
             async move {
                 let method = request.method().as_str().to_owned();
-                // The route template, never the raw path: paths carry ids and would explode the
-                // number of series.
-                let route = request
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+                let route = route_of(&request).to_owned();
                 let started = Instant::now();
                 let response = next.run(request).await;
                 duration.record(

@@ -1,17 +1,27 @@
 //! Logs, traces and metrics.
 //!
 //! One call to [`init`] per process sets up a `tracing` registry with an `EnvFilter`, JSON (or
-//! human-readable) log lines on stderr and, when an OTLP endpoint is configured, OpenTelemetry
-//! trace and metric export over OTLP/gRPC with `service.name` set. Without an endpoint nothing is
-//! exported and the global meter is a no-op, so tests stay silent and offline.
+//! human-readable) log lines on stderr and OpenTelemetry spans; when an OTLP endpoint is
+//! configured, traces and metrics are exported over OTLP/gRPC with `service.name` set. Without
+//! an endpoint nothing is exported and the global meter is a no-op, so tests stay silent and
+//! offline.
+//!
+//! Traces cross process boundaries as W3C trace context: [`continue_trace`] makes a span the
+//! child of an incoming `traceparent` (an HTTP header, a record header), [`trace_headers`] gives
+//! the current span's context for an outgoing record. Spans exist even without an exporter, so
+//! a service that exports nothing still passes the trace on: without an endpoint a trace that
+//! starts here is not sampled, one that arrives sampled stays sampled downstream.
 
 use opentelemetry::KeyValue;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use serde::Deserialize;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -107,22 +117,21 @@ pub fn init(
     };
 
     let mut guard = TelemetryGuard::default();
-    let otel_layer = match settings.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
-        None => None,
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .with_attributes([KeyValue::new("service.namespace", "event-substrate")])
+        .build();
+    let tracer_provider = match settings.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
+        None => SdkTracerProvider::builder()
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
+            .with_resource(resource)
+            .build(),
         Some(endpoint) => {
-            let resource = Resource::builder()
-                .with_service_name(service_name.to_owned())
-                .with_attributes([KeyValue::new("service.namespace", "event-substrate")])
-                .build();
             let spans = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(endpoint)
                 .build()
                 .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-            let tracer_provider = SdkTracerProvider::builder()
-                .with_batch_exporter(spans)
-                .with_resource(resource.clone())
-                .build();
             let metrics = opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()
                 .with_endpoint(endpoint)
@@ -130,15 +139,19 @@ pub fn init(
                 .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
             let meter_provider = SdkMeterProvider::builder()
                 .with_periodic_exporter(metrics)
-                .with_resource(resource)
+                .with_resource(resource.clone())
                 .build();
             opentelemetry::global::set_meter_provider(meter_provider.clone());
-            let tracer = tracer_provider.tracer(service_name.to_owned());
-            guard.tracer_provider = Some(tracer_provider);
             guard.meter_provider = Some(meter_provider);
-            Some(tracing_opentelemetry::layer().with_tracer(tracer))
+            SdkTracerProvider::builder()
+                .with_batch_exporter(spans)
+                .with_resource(resource)
+                .build()
         }
     };
+    let tracer = tracer_provider.tracer(service_name.to_owned());
+    guard.tracer_provider = Some(tracer_provider);
+    let otel_layer = tracing_opentelemetry::layer().with_tracer(tracer);
 
     Registry::default()
         .with(filter)
@@ -147,6 +160,73 @@ pub fn init(
         .try_init()
         .map_err(|e| TelemetryError::AlreadyInstalled(e.to_string()))?;
     Ok(guard)
+}
+
+/// The W3C trace context header every platform hop carries (HTTP and record headers).
+pub const TRACEPARENT: &str = "traceparent";
+/// The W3C header with vendor-specific trace state, passed on beside [`TRACEPARENT`].
+pub const TRACESTATE: &str = "tracestate";
+
+/// Makes `span` a child of the trace context that `header` finds (`traceparent`, `tracestate`).
+/// Without a valid `traceparent` the span stays where it is (a new trace, or a child of the
+/// current span). Trace context is W3C's, fixed here rather than taken from a global setting,
+/// because it is part of the wire contract between the services.
+pub fn continue_trace<'a>(span: &tracing::Span, header: impl Fn(&str) -> Option<&'a str>) {
+    let found = Found {
+        traceparent: header(TRACEPARENT),
+        tracestate: header(TRACESTATE),
+    };
+    let parent = TraceContextPropagator::new().extract(&found);
+    if opentelemetry::trace::TraceContextExt::span(&parent)
+        .span_context()
+        .is_valid()
+    {
+        // Fails only when no OpenTelemetry layer is installed, and then there is no trace to
+        // continue either.
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// The current span's trace context as `(name, value)` headers for an outgoing message; empty
+/// when there is no current trace.
+pub fn trace_headers() -> Vec<(&'static str, String)> {
+    let mut headers = Vec::new();
+    let context = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&context, &mut Collect(&mut headers));
+    headers
+}
+
+struct Found<'a> {
+    traceparent: Option<&'a str>,
+    tracestate: Option<&'a str>,
+}
+
+impl Extractor for Found<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            TRACEPARENT => self.traceparent,
+            TRACESTATE => self.tracestate,
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec![TRACEPARENT, TRACESTATE]
+    }
+}
+
+struct Collect<'a>(&'a mut Vec<(&'static str, String)>);
+
+impl Injector for Collect<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        let name = match key {
+            TRACEPARENT => TRACEPARENT,
+            TRACESTATE => TRACESTATE,
+            // The W3C propagator writes no other header.
+            _ => return,
+        };
+        self.0.push((name, value));
+    }
 }
 
 /// Logs an error with its full cause chain in the `error.message` / `error.cause_chain` fields.

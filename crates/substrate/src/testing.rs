@@ -321,3 +321,69 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+pub use opentelemetry_sdk::trace::SpanData;
+
+/// The spans this test process has recorded since [`capture_spans`] was first called, as
+/// OpenTelemetry exports them. Every test of the process records into it, so a test picks its
+/// own spans out by something it alone uses (a unique topic, request id or span name).
+#[derive(Debug, Clone)]
+pub struct SpanCapture {
+    exporter: opentelemetry_sdk::trace::InMemorySpanExporter,
+    provider: opentelemetry_sdk::trace::SdkTracerProvider,
+}
+
+impl SpanCapture {
+    /// Every span that has ended so far.
+    pub fn finished(&self) -> Vec<SpanData> {
+        // Spans are exported as they end (simple processor); flushing is only a safeguard.
+        let _ = self.provider.force_flush();
+        self.exporter.get_finished_spans().unwrap_or_default()
+    }
+
+    /// The ended spans named `name`.
+    pub fn named(&self, name: &str) -> Vec<SpanData> {
+        self.finished()
+            .into_iter()
+            .filter(|span| span.name == name)
+            .collect()
+    }
+}
+
+/// Records every span of this process (all sampled) through the same `tracing-opentelemetry`
+/// bridge the services install. It is the process's global subscriber, installed by the first
+/// call: a thread's own default subscriber would miss spans whose call site another test's
+/// thread reached first, while none was installed, since `tracing` caches that nobody wanted
+/// them.
+///
+/// # Panics
+/// When another global subscriber was installed before.
+pub fn capture_spans() -> SpanCapture {
+    static CAPTURE: std::sync::OnceLock<SpanCapture> = std::sync::OnceLock::new();
+    CAPTURE
+        .get_or_init(|| {
+            use opentelemetry::trace::TracerProvider as _;
+            use tracing_subscriber::layer::SubscriberExt;
+            use tracing_subscriber::util::SubscriberInitExt;
+
+            let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_simple_exporter(exporter.clone())
+                .build();
+            tracing_subscriber::Registry::default()
+                .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("tests")))
+                .with(tracing_subscriber::filter::LevelFilter::INFO)
+                .try_init()
+                .unwrap_or_else(|e| panic!("span capture: {e}"));
+            SpanCapture { exporter, provider }
+        })
+        .clone()
+}
+
+/// The value of the string attribute `key` of `span`, if it has one.
+pub fn span_attribute(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|attribute| attribute.key.as_str() == key)
+        .map(|attribute| attribute.value.to_string())
+}

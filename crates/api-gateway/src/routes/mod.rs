@@ -1,5 +1,6 @@
-//! HTTP routes. Each module exports its handlers; [`router`] assembles them with CORS, the body
-//! limit, JSON 404/405 answers and the health routes.
+//! HTTP routes. Each module exports its handlers; [`router`] assembles them with JSON 404/405
+//! answers, the health routes and the shared HTTP edge (request id, span, metrics, CORS, body
+//! limit).
 
 pub mod events;
 pub mod intents;
@@ -7,13 +8,12 @@ pub mod legacy;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::routing::post;
 use serde_json::{Map, Value};
 use substrate::config::HttpSettings;
+use substrate::http::{AllowOrigin, CorsLayer, Edge};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -38,39 +38,45 @@ pub fn router(state: AppState, health: Router, body_limit: usize, http: &HttpSet
         .route("/openapi.json", axum::routing::get(crate::openapi::serve))
         .with_state(state.clone());
     // Concurrency and time limits on the API only: health checks keep answering under load.
-    substrate::http::with_request_limits(api, http)
+    let router = substrate::http::with_request_limits(api, http)
         .merge(health)
         .merge(document)
-        .fallback(|| async { ApiError::NotFound("404 page not found".into()) })
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(cors))
+        .fallback(|| async { ApiError::NotFound("404 page not found".into()) });
+    substrate::http::with_edge(
+        router,
+        Edge {
+            service: "api-gateway",
+            body_limit,
+            cors: Some(cors()),
+        },
+    )
 }
 
-const ALLOW_METHODS: &str = "POST, GET, OPTIONS, PUT, DELETE";
-const ALLOW_HEADERS: &str = "Accept, Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token, Authorization, X-Webhook-Secret";
-
-/// CORS on every response (errors included); any `OPTIONS` is a preflight answered 200 before
-/// routing or authentication (services spec §3.5).
-async fn cors(request: Request, next: Next) -> Response {
-    let mut response = if request.method() == Method::OPTIONS {
-        StatusCode::OK.into_response()
-    } else {
-        next.run(request).await
-    };
-    let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static(ALLOW_METHODS),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static(ALLOW_HEADERS),
-    );
-    response
+/// The browser API's CORS (services spec §3.5): any origin, and any `OPTIONS` is a preflight
+/// answered 200 before routing or authentication.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([
+            Method::POST,
+            Method::GET,
+            Method::OPTIONS,
+            Method::PUT,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::ACCEPT,
+            header::CONTENT_TYPE,
+            header::CONTENT_LENGTH,
+            header::ACCEPT_ENCODING,
+            HeaderName::from_static("x-csrf-token"),
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-webhook-secret"),
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("traceparent"),
+            HeaderName::from_static("tracestate"),
+        ])
+        .expose_headers([HeaderName::from_static(substrate::http::REQUEST_ID)])
 }
 
 /// A request body that must be one JSON object (≤ the body limit).

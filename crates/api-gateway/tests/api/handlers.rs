@@ -204,11 +204,13 @@ async fn health_and_cors_follow_the_original_contract() {
         let reply = call(&h, "OPTIONS", path, None, "").await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
         assert_eq!(reply.headers["access-control-allow-origin"], "*");
+        // Header names are case-insensitive; tower-http lists them in lowercase.
         assert!(
             reply.headers["access-control-allow-headers"]
                 .to_str()
                 .unwrap_or_default()
-                .contains("X-Webhook-Secret")
+                .to_ascii_lowercase()
+                .contains("x-webhook-secret")
         );
     }
     let denied = call(&h, "POST", "/api/v1/media/upload-intent", None, UPLOAD).await;

@@ -8,3 +8,4 @@ mod helpers;
 mod ingress;
 mod stack;
 mod tokens;
+mod trace_context;

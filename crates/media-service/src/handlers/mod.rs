@@ -200,7 +200,9 @@ impl MessageHandler for MediaRouter {
                 HandlerError::permanent(error)
             }
         })?;
-        let Value::Object(fields) = decoded.to_json() else {
+        let event = decoded.to_json();
+        substrate::kafka::record_event_type(&message.topic, &event);
+        let Value::Object(fields) = event else {
             return Err(HandlerError::permanent("event is not a record"));
         };
         let produced_at = message

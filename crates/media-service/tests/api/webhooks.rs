@@ -36,7 +36,15 @@ fn hook(token: Option<&str>, require: bool) -> Hook {
     Hook {
         sink,
         storage,
-        router: router(state, 64 * 1024),
+        // Wrapped in the same edge as in the service, whose body limit the tests exercise.
+        router: substrate::http::with_edge(
+            router(state),
+            substrate::http::Edge {
+                service: "media-service",
+                body_limit: 64 * 1024,
+                cors: None,
+            },
+        ),
     }
 }
 

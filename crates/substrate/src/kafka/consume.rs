@@ -44,6 +44,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{EventPublisher, KafkaSettings, LoggingContext, OutboundRecord, PublishError};
 use crate::BoxError;
@@ -87,6 +88,34 @@ impl InboundMessage {
             .filter(|id| !id.is_empty() && id.len() <= 128 && !id.contains(char::is_control))
     }
 
+    /// The span of this record's processing: one per consumed record, named after OpenTelemetry's
+    /// messaging conventions, with topic, partition, offset and event id, and `event.type` for
+    /// the handler to fill in ([`record_event_type`]). It continues the trace of the record's
+    /// `traceparent` header, so the effect of a record is part of the trace of whatever
+    /// produced it (an HTTP request at the gateway, a saga step before it).
+    pub fn span(&self) -> tracing::Span {
+        let span = tracing::info_span!(
+            "kafka.consume",
+            "otel.name" = %format_args!("process {}", self.topic),
+            "otel.kind" = "consumer",
+            "messaging.system" = "kafka",
+            "messaging.operation.type" = "process",
+            "messaging.destination.name" = %self.topic,
+            "messaging.destination.partition.id" = self.partition,
+            "messaging.kafka.offset" = self.offset,
+            "messaging.message.id" = tracing::field::Empty,
+            "event.type" = tracing::field::Empty,
+        );
+        if let Some(id) = self.event_id() {
+            span.record("messaging.message.id", id);
+        }
+        crate::telemetry::continue_trace(&span, |name| {
+            self.header(name)
+                .and_then(|value| std::str::from_utf8(value).ok())
+        });
+        span
+    }
+
     fn from_borrowed(message: &BorrowedMessage<'_>) -> Self {
         let headers = message
             .headers()
@@ -107,6 +136,17 @@ impl InboundMessage {
             timestamp_ms: message.timestamp().to_millis(),
         }
     }
+}
+
+/// Records the type of the event a handler decoded on the current record's span
+/// ([`InboundMessage::span`]): its `event_type` field where the contract has one, otherwise the
+/// topic (every other topic carries one kind of event).
+pub fn record_event_type(topic: &str, event: &serde_json::Value) {
+    let event_type = event
+        .get("event_type")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or(topic);
+    tracing::Span::current().record("event.type", event_type);
 }
 
 /// Copies a fetched message out of the consumer's buffer.
@@ -169,7 +209,7 @@ impl<H: MessageHandler> BatchHandler for PerMessage<H> {
     async fn handle_batch(&self, batch: &[InboundMessage]) -> Vec<Result<(), HandlerError>> {
         let mut results = Vec::with_capacity(batch.len());
         for message in batch {
-            let result = self.0.handle(message).await;
+            let result = self.0.handle(message).instrument(message.span()).await;
             let stop = matches!(
                 result,
                 Err(HandlerError::Retryable(_) | HandlerError::Deferred(_))

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 pub use consume::{
     BatchHandler, ConsumeError, ConsumeSettings, HandlerError, InboundMessage, MessageHandler,
-    PerMessage, StartAt, run_consumer,
+    PerMessage, StartAt, record_event_type, run_consumer,
 };
 pub use context::LoggingContext;
 pub use publisher::{Delivered, EventPublisher, KafkaPublisher, OutboundRecord, PublishError};

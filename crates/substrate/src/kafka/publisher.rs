@@ -133,16 +133,31 @@ impl KafkaPublisher {
     }
 }
 
-/// The rdkafka record for `record` (borrowing its parts).
-fn future_record(record: &OutboundRecord) -> FutureRecord<'_, [u8], [u8]> {
+/// The rdkafka record for `record` (borrowing its parts), with the trace context `trace` added
+/// unless the record carries one of its own (a dead-letter copy keeps its original's).
+fn future_record<'a>(
+    record: &'a OutboundRecord,
+    trace: &[(&'static str, String)],
+) -> FutureRecord<'a, [u8], [u8]> {
     let mut future_record: FutureRecord<'_, [u8], [u8]> =
         FutureRecord::to(&record.topic).payload(&record.payload);
     if let Some(key) = record.key.as_deref() {
         future_record = future_record.key(key);
     }
-    if !record.headers.is_empty() {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+    let has_trace = record
+        .headers
+        .iter()
+        .any(|(key, _)| key == crate::telemetry::TRACEPARENT);
+    let trace = if has_trace { &[][..] } else { trace };
+    if !record.headers.is_empty() || !trace.is_empty() {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + trace.len());
         for (key, value) in &record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        for (key, value) in trace {
             headers = headers.insert(Header {
                 key,
                 value: Some(value),
@@ -161,11 +176,12 @@ impl EventPublisher for KafkaPublisher {
     ) -> Vec<Result<Delivered, PublishError>> {
         // Queued synchronously, one after the other, so librdkafka batches them in this order
         // (idempotent producers keep it across retries); then every acknowledgement is awaited.
+        let trace = crate::telemetry::trace_headers();
         let queued: Vec<_> = records
             .iter()
             .map(|record| {
                 self.producer
-                    .send_result(future_record(record))
+                    .send_result(future_record(record, &trace))
                     .map_err(|(error, _)| classify(&error))
             })
             .collect();
@@ -191,7 +207,8 @@ impl EventPublisher for KafkaPublisher {
     }
 
     async fn publish(&self, record: OutboundRecord) -> Result<Delivered, PublishError> {
-        let future_record = future_record(&record);
+        let trace = crate::telemetry::trace_headers();
+        let future_record = future_record(&record, &trace);
         // The queue wait is bounded by the same timeout as delivery (message.timeout.ms), so the
         // whole call resolves within roughly `delivery_timeout`.
         let send = self

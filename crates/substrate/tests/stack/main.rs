@@ -7,3 +7,4 @@ mod consume_loop;
 mod helpers;
 mod registry_errors;
 mod replay;
+mod trace_context;
