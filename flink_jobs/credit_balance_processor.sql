@@ -1,6 +1,7 @@
 -- Credits and media files (spec 3.2): the signup bonus, refunds of expired uploads, their
 -- credit.balance_changed notifications, and the media_files row of a confirmed upload.
 -- The upload deduction is not here: the PyFlink credit check writes it (pyflink_jobs/).
+-- The notifications go to user_notifications_sink, registered by sinks/user_notifications.sql.
 --
 -- Idempotency: every sink is a JDBC upsert on a key that the schema makes unique
 -- (supabase/README.md), so a replayed event rewrites its row instead of adding one:
@@ -50,23 +51,6 @@ CREATE TABLE media_files_sink (
   'sink.buffer-flush.interval' = '1s'
 );
 
-CREATE TABLE credit_notification_sink (
-  user_id STRING,
-  event_type STRING,
-  payload STRING,
-  event_time STRING,
-  idempotency_key STRING,
-  PRIMARY KEY (idempotency_key) NOT ENFORCED
-) WITH (
-  'connector' = 'jdbc',
-  'url' = '${SUPABASE_DB_JDBC_URL}',
-  'table-name' = 'public.user_notifications',
-  'username' = '${SUPABASE_DB_USER}',
-  'password' = '${SUPABASE_DB_PASSWORD}',
-  'sink.buffer-flush.max-rows' = '1',
-  'sink.buffer-flush.interval' = '1s'
-);
-
 -- 1. signup -> +2 welcome bonus
 INSERT INTO credit_ledger_sink
 SELECT
@@ -92,7 +76,7 @@ FROM media_upload_events
 WHERE user_id IS NOT NULL AND file_path IS NOT NULL;
 
 -- 3. signup -> balance notification
-INSERT INTO credit_notification_sink
+INSERT INTO user_notifications_sink
 SELECT
   user_id,
   'credit.balance_changed',
@@ -113,7 +97,7 @@ SELECT
 FROM media_expired_events;
 
 -- 5. expired upload -> balance notification
-INSERT INTO credit_notification_sink
+INSERT INTO user_notifications_sink
 SELECT
   user_id,
   'credit.balance_changed',

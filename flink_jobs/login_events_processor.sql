@@ -1,29 +1,13 @@
 -- Login events -> user notification "identity.login" (spec 3.2).
--- Source table login_events (public.identity.login.events) is registered by sql_runner.py.
+-- Source table login_events (public.identity.login.events) is registered by sql_runner.py,
+-- the sink user_notifications_sink by sinks/user_notifications.sql.
 --
 -- Idempotency: the sink is a JDBC upsert on idempotency_key (unique in
 -- public.user_notifications), so a replayed or re-delivered login writes the same row again
 -- instead of a second one. Key: identity.login:<user_id>:<login_time>; login_time is
 -- auth.users.last_sign_in_at, which changes with every login.
 
-CREATE TABLE login_notification_sink (
-  user_id STRING,
-  event_type STRING,
-  payload STRING,
-  event_time STRING,
-  idempotency_key STRING,
-  PRIMARY KEY (idempotency_key) NOT ENFORCED
-) WITH (
-  'connector' = 'jdbc',
-  'url' = '${SUPABASE_DB_JDBC_URL}',
-  'table-name' = 'public.user_notifications',
-  'username' = '${SUPABASE_DB_USER}',
-  'password' = '${SUPABASE_DB_PASSWORD}',
-  'sink.buffer-flush.max-rows' = '1',
-  'sink.buffer-flush.interval' = '1s'
-);
-
-INSERT INTO login_notification_sink
+INSERT INTO user_notifications_sink
 SELECT
   user_id,
   'identity.login',

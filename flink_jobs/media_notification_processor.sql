@@ -1,4 +1,5 @@
--- Media saga events -> user notifications (spec 3.2, media table).
+-- Media saga events -> user notifications (spec 3.2, media table). The sink
+-- user_notifications_sink is registered by sinks/user_notifications.sql.
 --
 -- Idempotency: JDBC upsert on idempotency_key, <event_type>:<id of the event>:
 --   events of one request (upload/download/delete intent)   <event_type>:<request_id>
@@ -11,25 +12,8 @@
 -- browser waits for the outcome of an upload by request_id or file_path, and the dead letter
 -- has no request_id.
 
-CREATE TABLE media_notification_sink (
-  user_id STRING,
-  event_type STRING,
-  payload STRING,
-  event_time STRING,
-  idempotency_key STRING,
-  PRIMARY KEY (idempotency_key) NOT ENFORCED
-) WITH (
-  'connector' = 'jdbc',
-  'url' = '${SUPABASE_DB_JDBC_URL}',
-  'table-name' = 'public.user_notifications',
-  'username' = '${SUPABASE_DB_USER}',
-  'password' = '${SUPABASE_DB_PASSWORD}',
-  'sink.buffer-flush.max-rows' = '1',
-  'sink.buffer-flush.interval' = '1s'
-);
-
 -- upload URL signed
-INSERT INTO media_notification_sink
+INSERT INTO user_notifications_sink
 SELECT
   user_id,
   'media.upload_ready',
@@ -44,7 +28,7 @@ SELECT
 FROM upload_signed_events;
 
 -- upload rejected by the credit check
-INSERT INTO media_notification_sink
+INSERT INTO user_notifications_sink
 SELECT
   user_id,
   'media.upload_rejected',
@@ -54,7 +38,7 @@ SELECT
 FROM upload_rejected_events;
 
 -- upload confirmed (moved to its permanent path)
-INSERT INTO media_notification_sink
+INSERT INTO user_notifications_sink
 SELECT
   user_id,
   'media.upload_completed',
@@ -69,7 +53,7 @@ SELECT
 FROM media_upload_events;
 
 -- upload expired (never uploaded within the TTL; the credit is refunded)
-INSERT INTO media_notification_sink
+INSERT INTO user_notifications_sink
 SELECT
   user_id,
   'media.upload_expired',
@@ -84,7 +68,7 @@ SELECT
 FROM media_expired_events;
 
 -- download URL signed
-INSERT INTO media_notification_sink
+INSERT INTO user_notifications_sink
 SELECT
   user_id,
   'media.download_ready',
@@ -99,7 +83,7 @@ SELECT
 FROM download_signed_events;
 
 -- download rejected
-INSERT INTO media_notification_sink
+INSERT INTO user_notifications_sink
 SELECT
   user_id,
   'media.download_rejected',
@@ -109,7 +93,7 @@ SELECT
 FROM download_rejected_events;
 
 -- file deleted
-INSERT INTO media_notification_sink
+INSERT INTO user_notifications_sink
 SELECT
   user_id,
   'media.file_deleted',
@@ -119,7 +103,7 @@ SELECT
 FROM media_delete_events;
 
 -- delete rejected
-INSERT INTO media_notification_sink
+INSERT INTO user_notifications_sink
 SELECT
   user_id,
   'media.delete_rejected',
@@ -129,7 +113,7 @@ SELECT
 FROM delete_rejected_events;
 
 -- upload failed for good (move saga dead letter)
-INSERT INTO media_notification_sink
+INSERT INTO user_notifications_sink
 SELECT
   user_id,
   'media.upload_failed',

@@ -1,5 +1,6 @@
 -- Signout events -> user notification "identity.signout" (spec 3.2).
--- Source table signout_events (public.identity.signout.events) is registered by sql_runner.py.
+-- Source table signout_events (public.identity.signout.events) is registered by sql_runner.py,
+-- the sink user_notifications_sink by sinks/user_notifications.sql.
 --
 -- Idempotency: JDBC upsert on idempotency_key. The event has no id of its own (the trigger
 -- fires once per deleted auth.sessions row, signout_time is the transaction's now()), so the
@@ -8,24 +9,7 @@
 -- (absent values as ""). Two sessions of one device ended in the same transaction are
 -- indistinguishable and give one notification.
 
-CREATE TABLE signout_notification_sink (
-  user_id STRING,
-  event_type STRING,
-  payload STRING,
-  event_time STRING,
-  idempotency_key STRING,
-  PRIMARY KEY (idempotency_key) NOT ENFORCED
-) WITH (
-  'connector' = 'jdbc',
-  'url' = '${SUPABASE_DB_JDBC_URL}',
-  'table-name' = 'public.user_notifications',
-  'username' = '${SUPABASE_DB_USER}',
-  'password' = '${SUPABASE_DB_PASSWORD}',
-  'sink.buffer-flush.max-rows' = '1',
-  'sink.buffer-flush.interval' = '1s'
-);
-
-INSERT INTO signout_notification_sink
+INSERT INTO user_notifications_sink
 SELECT
   user_id,
   'identity.signout',

@@ -17,9 +17,11 @@ What it does:
    (section SOURCES below). Sources start from the consumer group's committed offsets and fall
    back to the earliest offset only for a group that has none, so a restart resumes where the
    last checkpoint left off instead of replaying whole topics.
-3. For every SQL file: splits it into statements with a lexer that understands quotes and
-   comments, substitutes ``${NAME}`` placeholders (environment, else the defaults below; an
-   unresolved name is an error), executes DDL at once and collects every INSERT.
+3. For the shared sink files (SHARED_SINK_FILES: the tables several processor files write
+   to, declared once under sinks/), then every SQL file given: splits it into statements with
+   a lexer that understands quotes and comments, substitutes ``${NAME}`` placeholders
+   (environment, else the defaults below; an unresolved name is an error), executes DDL at
+   once and collects every INSERT.
 4. Runs all INSERTs as one statement set, i.e. one Flink job.
 
 Connection settings come from the environment, with the names of the original deployment
@@ -262,6 +264,16 @@ def classify(statement: str) -> str:
     return "ddl"
 
 
+#: Sink tables that several processor files write to, declared once: every plan registers
+#: them before the statements of its files (the files only INSERT INTO them). A table none of
+#: a job's files writes to is registered all the same and stays unused.
+SHARED_SINK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sinks")
+SHARED_SINK_FILES: tuple[str, ...] = (
+    # user_notifications_sink: login, signup, signout, credit balance and media notifications
+    os.path.join(SHARED_SINK_DIR, "user_notifications.sql"),
+)
+
+
 @dataclass(frozen=True)
 class Plan:
     """The statements of some SQL files after substitution, in file order."""
@@ -271,11 +283,20 @@ class Plan:
 
 
 def plan_files(
-    paths: Sequence[str], environ: Mapping[str, str] | None = None
+    paths: Sequence[str],
+    environ: Mapping[str, str] | None = None,
+    shared: Sequence[str] = SHARED_SINK_FILES,
 ) -> Plan:
+    """The statements of the `shared` sink files, then those of `paths`; a file listed twice
+    (e.g. a shared file also given in `paths`) is read once, where it first appears."""
     ddl: list[str] = []
     inserts: list[str] = []
-    for path in paths:
+    seen: set[str] = set()
+    for path in [*shared, *paths]:
+        key = os.path.realpath(path)
+        if key in seen:
+            continue
+        seen.add(key)
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
         try:

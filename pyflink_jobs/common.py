@@ -11,17 +11,11 @@ do not need it.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-REPO_DIR = os.path.dirname(_HERE)
-if REPO_DIR not in sys.path:  # started as a script: python pyflink_jobs/<job>.py
-    sys.path.insert(0, REPO_DIR)
-
-from flink_jobs.sql_runner import (  # noqa: E402  (after the sys.path set-up above)
+from flink_jobs.sql_runner import (
     Column,
     ConfigError,
     columns,
@@ -32,6 +26,10 @@ from flink_jobs.sql_runner import (  # noqa: E402  (after the sys.path set-up ab
     table_ddl,
     wait_unless_detached,
 )
+
+#: The directory that holds the packages flink_jobs and pyflink_jobs: the import root of the
+#: jobs (the repository root; /opt/event-substrate in the image, on its PYTHONPATH).
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: The Python packages a job ships to its Python workers (functions are pickled by reference
 #: to these modules).

@@ -35,10 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol
 
-if __package__ in (None, ""):  # started as a script
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from pyflink_jobs import common  # noqa: E402
+from pyflink_jobs import common
 
 log = logging.getLogger("credit_check_processor")
 

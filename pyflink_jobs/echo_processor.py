@@ -8,14 +8,10 @@ restart echoes at most the records since the last checkpoint again.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Mapping
 
-if __package__ in (None, ""):  # started as a script
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from pyflink_jobs import common  # noqa: E402
+from pyflink_jobs import common
 
 SOURCE = ("login_events_source", "public.identity.login.events", "pyflink-echo-consumer")
 SINK = ("login_events_sink", "internal.identity.login.echo")

@@ -19,15 +19,11 @@ variable MOVE_TIMEOUT_SECONDS when the job is built (not at import time).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any, Callable, Mapping
 
-if __package__ in (None, ""):  # started as a script
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from pyflink_jobs import common  # noqa: E402
-from pyflink_jobs.common import Deadline, TimerServiceLike, ValueStateLike  # noqa: E402
+from pyflink_jobs import common
+from pyflink_jobs.common import Deadline, TimerServiceLike, ValueStateLike
 
 MAX_RETRIES = 3
 #: The single default of the move timeout (the deployment ran with 10 s; spec 13 lists the

@@ -22,15 +22,11 @@ current one, so a timer firing after its state was cleared emits nothing.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any, Callable, Mapping
 
-if __package__ in (None, ""):  # started as a script
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from pyflink_jobs import common  # noqa: E402
-from pyflink_jobs.common import Deadline, TimerServiceLike, ValueStateLike  # noqa: E402
+from pyflink_jobs import common
+from pyflink_jobs.common import Deadline, TimerServiceLike, ValueStateLike
 
 #: Fallback TTL when a signed event carries no positive expires_in (spec: 900 s, the presigned
 #: URL's validity).

@@ -1,5 +1,6 @@
-"""Reading the processor SQL files in tests: the six files, and the sink tables they define
-(name, columns, primary key, WITH options), parsed from the DDL."""
+"""Reading the processor SQL files in tests: the six files, the shared sink files the runner
+registers before them (sinks/), and the sink tables they define (name, columns, primary key,
+WITH options), parsed from the DDL."""
 
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ SQL_FILES = [
         "media_notification_processor.sql",
     )
 ]
+
+#: The shared sink files (sql_runner.SHARED_SINK_FILES), registered before the six.
+SHARED_SINK_FILES = [Path(p) for p in sql_runner.SHARED_SINK_FILES]
+
+#: The one sink of public.user_notifications (sinks/user_notifications.sql).
+NOTIFICATIONS_SINK = "user_notifications_sink"
 
 TEST_ENV = {
     "SUPABASE_DB_JDBC_URL": "jdbc:postgresql://db.test:5432/postgres",
@@ -62,13 +69,21 @@ def parse_create_table(statement: str) -> SinkTable:
     return SinkTable(name, columns, primary_key, options, statement)
 
 
-def sinks_of(path: Path, environ=None) -> list[SinkTable]:
-    plan = sql_runner.plan_files([str(path)], TEST_ENV if environ is None else environ)
+def sinks_of_plan(plan: sql_runner.Plan) -> list[SinkTable]:
     return [parse_create_table(s) for s in plan.ddl if re.match(r"\s*CREATE\s+TABLE", sql_runner.strip_comments(s), re.I)]
 
 
+def sinks_of(path: Path, environ=None, shared=()) -> list[SinkTable]:
+    """The sink tables `path` itself declares (with `shared`, e.g. SHARED_SINK_FILES, also
+    those of the shared files, which the runner registers with every file)."""
+    plan = sql_runner.plan_files([str(path)], TEST_ENV if environ is None else environ, shared=shared)
+    return sinks_of_plan(plan)
+
+
 def all_jdbc_sinks() -> list[SinkTable]:
-    return [s for path in SQL_FILES for s in sinks_of(path) if s.options.get("connector") == "jdbc"]
+    """Every JDBC sink of the deployed job: the shared sinks and those of the six files."""
+    plan = sql_runner.plan_files([str(p) for p in SQL_FILES], TEST_ENV)
+    return [s for s in sinks_of_plan(plan) if s.options.get("connector") == "jdbc"]
 
 
 def postgres_upsert(sink: SinkTable) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from flink_jobs import sql_runner as r
-from flink_jobs.tests.sqlfiles import FLINK_JOBS, TEST_ENV, sinks_of
+from flink_jobs.tests.sqlfiles import FLINK_JOBS, NOTIFICATIONS_SINK, SHARED_SINK_FILES, TEST_ENV, sinks_of
 
 PATH = FLINK_JOBS / "credit_balance_processor.sql"
 
@@ -36,12 +36,14 @@ def test_media_upload_events_source_is_the_confirmed_topic():
 
 
 def test_three_sinks_with_their_tables_and_keys():
-    sinks = {s.name: s for s in sinks_of(PATH)}
-    assert len([s for s in statements() if s.upper().startswith("CREATE TABLE")]) == 3
+    # the file declares the ledger and media_files sinks; the notifications sink is the shared
+    # one (sinks/user_notifications.sql) that the runner registers with every file
+    sinks = {s.name: s for s in sinks_of(PATH, shared=SHARED_SINK_FILES)}
+    assert len([s for s in statements() if s.upper().startswith("CREATE TABLE")]) == 2
     assert {name: (s.options["table-name"], s.primary_key) for name, s in sinks.items()} == {
         "credit_ledger_sink": ("public.credit_ledger", ["idempotency_key"]),
         "media_files_sink": ("public.media_files", ["user_id", "file_path"]),
-        "credit_notification_sink": ("public.user_notifications", ["idempotency_key"]),
+        NOTIFICATIONS_SINK: ("public.user_notifications", ["idempotency_key"]),
     }
     assert sinks["credit_ledger_sink"].columns == [
         ("user_id", "STRING"), ("amount", "INT"), ("event_type", "STRING"), ("description", "STRING"),
@@ -52,7 +54,7 @@ def test_three_sinks_with_their_tables_and_keys():
         ("user_id", "STRING"), ("file_name", "STRING"), ("file_path", "STRING"),
         ("file_size", "BIGINT"), ("media_type", "STRING"), ("upload_time", "STRING"),
     ]
-    assert [c for c, _ in sinks["credit_notification_sink"].columns] == [
+    assert [c for c, _ in sinks[NOTIFICATIONS_SINK].columns] == [
         "user_id", "event_type", "payload", "event_time", "idempotency_key",
     ]
 
@@ -60,7 +62,7 @@ def test_three_sinks_with_their_tables_and_keys():
 def test_exactly_five_inserts():
     assert len(inserts()) == 5
     assert (len(insert_into("credit_ledger_sink")), len(insert_into("media_files_sink")),
-            len(insert_into("credit_notification_sink"))) == (2, 1, 2)
+            len(insert_into(NOTIFICATIONS_SINK))) == (2, 1, 2)
 
 
 def test_signup_bonus_insert():
@@ -78,7 +80,7 @@ def test_media_files_insert_reads_confirmed_uploads():
 
 
 def test_signup_notification_insert():
-    (notification,) = [s for s in insert_into("credit_notification_sink") if "signup_events" in s]
+    (notification,) = [s for s in insert_into(NOTIFICATIONS_SINK) if "signup_events" in s]
     assert "'credit.balance_changed'" in notification
     assert re.search(r"JSON_OBJECT\('amount' VALUE 2, 'reason' VALUE 'signup_bonus'\)", notification)
 
@@ -86,7 +88,7 @@ def test_signup_notification_insert():
 def test_refund_inserts():
     (refund,) = [s for s in insert_into("credit_ledger_sink") if "media_expired_events" in s]
     assert "'credit.upload_refunded'" in refund and "'Refund: upload expired for '" in refund
-    (notification,) = [s for s in insert_into("credit_notification_sink") if "media_expired_events" in s]
+    (notification,) = [s for s in insert_into(NOTIFICATIONS_SINK) if "media_expired_events" in s]
     assert "'upload_expired'" in notification and "'file_name' VALUE file_name" in notification
 
 
@@ -95,7 +97,8 @@ def test_conventions():
     for name in ("SUPABASE_DB_JDBC_URL", "SUPABASE_DB_USER", "SUPABASE_DB_PASSWORD"):
         assert "${%s}" % name in text
     assert "LoginModule" not in text
-    sinks = sinks_of(PATH)
+    sinks = sinks_of(PATH, shared=SHARED_SINK_FILES)
+    assert len(sinks) == 3
     assert all(s.options["connector"] == "jdbc" for s in sinks)
     assert all(s.primary_key for s in sinks)  # upsert mode: idempotent per event
     assert all(s.options["sink.buffer-flush.max-rows"] == "1" for s in sinks)

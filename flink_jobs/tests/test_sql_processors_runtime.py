@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from flink_jobs import sql_runner as r
-from flink_jobs.tests.sqlfiles import FLINK_JOBS, SQL_FILES, TEST_ENV
+from flink_jobs.tests.sqlfiles import FLINK_JOBS, NOTIFICATIONS_SINK, SQL_FILES, TEST_ENV
 from pyflink_jobs.tests import runtime
 
 pytestmark = pytest.mark.flink
@@ -94,7 +94,7 @@ EXPIRED = {"user_id": "u1", "file_path": "uploads/u1/def/dog.mp4", "file_name": 
 
 def test_login_notifications(tmp_path):
     out = run_file(tmp_path, "login_events_processor.sql", {"login_events": [LOGIN_FULL, LOGIN_BARE]})
-    assert notifications(out["login_notification_sink"]) == [
+    assert notifications(out[NOTIFICATIONS_SINK]) == [
         {"user_id": "u1", "event_type": "identity.login",
          "payload": {"email": "u1@example.com", "device_id": "dev-1",
                      "user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "ip_address": "10.0.0.1"},
@@ -109,7 +109,7 @@ def test_login_notifications(tmp_path):
 
 def test_signup_notifications(tmp_path):
     out = run_file(tmp_path, "signup_events_processor.sql", {"signup_events": [SIGNUP]})
-    assert notifications(out["signup_notification_sink"]) == [
+    assert notifications(out[NOTIFICATIONS_SINK]) == [
         {"user_id": "u3", "event_type": "identity.signup", "payload": {"email": "u3@example.com"},
          "event_time": "2026-03-01T09:00:00+00:00", "idempotency_key": "identity.signup:u3"},
     ]
@@ -117,7 +117,7 @@ def test_signup_notifications(tmp_path):
 
 def test_signout_notifications(tmp_path):
     out = run_file(tmp_path, "signout_events_processor.sql", {"signout_events": [SIGNOUT_FULL, SIGNOUT_NO_EMAIL]})
-    assert notifications(out["signout_notification_sink"]) == [
+    assert notifications(out[NOTIFICATIONS_SINK]) == [
         {"user_id": "u1", "event_type": "identity.signout",
          "payload": {"email": "u1@example.com", "device_id": None, "user_agent": "curl/8", "ip_address": "10.0.0.2"},
          "event_time": "2026-03-01T12:00:00+00:00",
@@ -172,7 +172,7 @@ def test_credit_balance(tmp_path):
         {"user_id": "u1", "file_name": "cat.png", "file_path": "files/u1/abc/cat.png",
          "file_size": 2048, "media_type": "image/png", "upload_time": "2026-03-01T10:05:00+00:00"},
     ]
-    assert notifications(out["credit_notification_sink"]) == [
+    assert notifications(out[NOTIFICATIONS_SINK]) == [
         {"user_id": "u3", "event_type": "credit.balance_changed",
          "payload": {"amount": 2, "reason": "signup_bonus"},
          "event_time": "2026-03-01T09:00:00+00:00",
@@ -213,7 +213,7 @@ def test_media_notifications(tmp_path):
             "media_type": "image/png", "upload_time": "t-up", "retry_count": 3,
             "failure_reason": "max retries exceeded", "dead_letter_time": "t-dead"}],
     })
-    rows = notifications(out["media_notification_sink"])
+    rows = notifications(out[NOTIFICATIONS_SINK])
     assert {row["user_id"] for row in rows} == {"u1"}
     assert [(row["event_type"], row["payload"], row["event_time"], row["idempotency_key"]) for row in rows] == [
         ("media.delete_rejected",
@@ -264,7 +264,8 @@ def test_all_six_files_plan_as_one_job(tmp_path):
     for statement in plan.inserts:
         statement_set.add_insert_sql(statement)
     explained = statement_set.explain()
-    assert len(sink_paths) == 7
+    # the shared user_notifications sink, credit_ledger and media_files
+    assert len(sink_paths) == 3
     for sink in list(sink_paths) + [r.UNIFIED_SINK]:
         assert sink in explained
 

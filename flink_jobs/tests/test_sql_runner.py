@@ -4,12 +4,21 @@ classification, Kafka/SASL options, checkpoint settings and the source catalogue
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from flink_jobs import sql_runner as r
-from flink_jobs.tests.sqlfiles import SQL_FILES
+from flink_jobs.tests.sqlfiles import (
+    NOTIFICATIONS_SINK,
+    SHARED_SINK_FILES,
+    SQL_FILES,
+    TEST_ENV,
+    parse_create_table,
+    sinks_of,
+    sinks_of_plan,
+)
 
 REPO = Path(r.__file__).resolve().parents[1]
 
@@ -122,11 +131,72 @@ def test_queries_and_statement_set_blocks_are_rejected(statement):
 
 def test_plan_of_the_six_files():
     plan = r.plan_files([str(p) for p in SQL_FILES], {})
-    # sinks: login, signup, signout, 3 credit, 1 media
-    assert len(plan.ddl) == 7 and all(s.lstrip().startswith(("CREATE TABLE", "--")) for s in plan.ddl)
+    # sinks: the shared user_notifications sink, then credit_ledger and media_files
+    assert len(plan.ddl) == 3 and all(s.lstrip().startswith(("CREATE TABLE", "--")) for s in plan.ddl)
     # inserts: 1 + 1 + 1 + 1 (unified) + 5 (credit) + 9 (media)
     assert len(plan.inserts) == 18
     assert not any("${" in s for s in plan.ddl + plan.inserts)
+
+
+# ---- shared sinks (sinks/) ------------------------------------------------------------------
+
+
+def test_shared_sink_files_exist_next_to_the_runner():
+    assert SHARED_SINK_FILES and all(p.is_file() for p in SHARED_SINK_FILES)
+    assert all(p.parent == REPO / "flink_jobs" / "sinks" for p in SHARED_SINK_FILES)
+
+
+def test_shared_sinks_come_first_and_are_substituted():
+    plan = r.plan_files([str(SQL_FILES[0])], TEST_ENV)
+    first = parse_create_table(plan.ddl[0])
+    assert first.name == NOTIFICATIONS_SINK
+    assert first.options["url"] == TEST_ENV["SUPABASE_DB_JDBC_URL"]
+    assert first.options["username"] == TEST_ENV["SUPABASE_DB_USER"]
+    assert first.options["password"] == TEST_ENV["SUPABASE_DB_PASSWORD"]
+    # the login file declares no table of its own
+    assert len(plan.ddl) == 1 and len(plan.inserts) == 1
+
+
+def test_a_file_given_twice_is_read_once():
+    once = r.plan_files([str(p) for p in SQL_FILES], {})
+    twice = r.plan_files([str(SHARED_SINK_FILES[0]), *(str(p) for p in SQL_FILES), str(SQL_FILES[0])], {})
+    assert twice == once
+
+
+def test_plan_without_shared_sinks(tmp_path):
+    own = tmp_path / "own.sql"
+    own.write_text("CREATE TABLE t (x INT) WITH ('connector' = 'blackhole');\nINSERT INTO t SELECT 1;")
+    plan = r.plan_files([str(own)], {}, shared=())
+    assert [parse_create_table(s).name for s in plan.ddl] == ["t"]
+
+
+def test_user_notifications_sink_is_declared_once():
+    """Every notification of the SQL processors goes through the one shared sink: no processor
+    file declares a table of its own on public.user_notifications."""
+    shared = sinks_of_plan(r.plan_files([], TEST_ENV))
+    assert [(s.name, s.options["table-name"]) for s in shared] == [
+        (NOTIFICATIONS_SINK, "public.user_notifications")
+    ]
+    (sink,) = shared
+    assert sink.columns == [
+        ("user_id", "STRING"), ("event_type", "STRING"), ("payload", "STRING"),
+        ("event_time", "STRING"), ("idempotency_key", "STRING"),
+    ]
+    assert sink.primary_key == ["idempotency_key"]
+    assert sink.options["connector"] == "jdbc"
+    assert sink.options["sink.buffer-flush.max-rows"] == "1"
+    assert sink.options["sink.buffer-flush.interval"] == "1s"
+    for path in SQL_FILES:
+        assert all(s.options.get("table-name") != "public.user_notifications" for s in sinks_of(path)), path
+    writers = {
+        p.name for p in SQL_FILES
+        if any(re.match(rf"INSERT\s+INTO\s+{NOTIFICATIONS_SINK}\b", r.strip_comments(s))
+               for s in r.plan_files([str(p)], {}, shared=()).inserts)
+    }
+    assert writers == {
+        "login_events_processor.sql", "signup_events_processor.sql", "signout_events_processor.sql",
+        "credit_balance_processor.sql", "media_notification_processor.sql",
+    }
 
 
 def test_plan_reports_the_file_of_a_bad_placeholder(tmp_path):

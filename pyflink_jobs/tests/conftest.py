@@ -1,17 +1,13 @@
 """Fixtures of the PyFlink job tests. Databases come from the Supabase test library
-(tests/supabase/supabase_testlib.py): a fresh sb_test_<hex> database with the whole schema
-applied by scripts/supabase_apply.py, dropped afterwards."""
+(tests/supabase/supabase_testlib.py, importable by name: pyproject.toml puts tests/supabase on
+pytest's pythonpath): a fresh sb_test_<hex> database with the whole schema applied by
+scripts/supabase_apply.py, dropped afterwards."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-REPO_DIR = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_DIR / "tests" / "supabase"))
 
 
 @pytest.fixture

@@ -4,11 +4,11 @@
 #   bash scripts/ops/images.sh TARGET IMAGE
 #
 #   TARGET  api-gateway | message-consumer | media-service   the stage of docker/Dockerfile
-#           pyflink                                         Dockerfile.pyflink (Flink + the jobs)
+#           pyflink                                         docker/Dockerfile.pyflink (Flink + the jobs)
 #   IMAGE   the tag to give it, e.g. event-substrate-api-gateway:latest
 #
 # The build context is the repository root; BuildKit is required (the Dockerfiles use its
-# syntax, and Dockerfile.pyflink has its own .dockerignore). Needs a running Docker daemon.
+# syntax, and docker/Dockerfile.pyflink has its own .dockerignore). Needs a running Docker daemon.
 set -euo pipefail
 # shellcheck source=scripts/ops/docker.sh
 source "$(dirname "${BASH_SOURCE[0]}")/docker.sh"
@@ -25,7 +25,7 @@ api-gateway | message-consumer | media-service)
     args=(-f docker/Dockerfile --target "$target")
     ;;
 pyflink)
-    args=(-f Dockerfile.pyflink)
+    args=(-f docker/Dockerfile.pyflink)
     ;;
 *)
     printf 'images: unknown target %s (api-gateway, message-consumer, media-service, pyflink)\n' "$target" >&2

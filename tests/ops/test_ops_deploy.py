@@ -252,7 +252,7 @@ def test_flink_writes_postgres_as_its_least_privilege_role(rendered: list[dict[s
 
 
 def test_flink_versions_match_the_image(rendered: list[dict[str, Any]]) -> None:
-    dockerfile = (opslib.REPO / "Dockerfile.pyflink").read_text()
+    dockerfile = (opslib.REPO / "docker" / "Dockerfile.pyflink").read_text()
     version = re.search(r"^ARG FLINK_VERSION=(\S+)$", dockerfile, re.M).group(1)
     major, minor = version.split(".")[:2]
     for name, doc in by_kind(rendered, "FlinkDeployment").items():
@@ -517,7 +517,7 @@ def test_ci_builds_every_image_tagged_with_the_chart_version() -> None:
     images = jobs["images"]
     matrix = {entry["image"]: entry for entry in images["strategy"]["matrix"]["include"]}
     assert set(matrix) == {"api-gateway", "message-consumer", "media-service", "pyflink"}
-    assert matrix["pyflink"]["file"] == "Dockerfile.pyflink"
+    assert matrix["pyflink"]["file"] == "docker/Dockerfile.pyflink"
     for service in SERVICES:
         assert matrix[service] == {"image": service, "file": "docker/Dockerfile", "target": service}
     steps = {step.get("id") or step.get("name"): step for step in images["steps"]}
@@ -533,7 +533,7 @@ def test_ci_builds_every_image_tagged_with_the_chart_version() -> None:
     assert "v*" in workflow_on["push"]["tags"]
     filters = yaml.safe_load(jobs["changes"]["steps"][1]["with"]["filters"])
     paths = {p for entry in filters["images"] for p in (entry if isinstance(entry, list) else [entry])}
-    assert {"Dockerfile.pyflink", "flink_jobs/**", "pyflink_jobs/**", "scripts/stack/pom.xml"} <= paths
+    assert {"docker/Dockerfile.pyflink", "docker/Dockerfile.pyflink.dockerignore", "flink_jobs/**", "pyflink_jobs/**", "scripts/stack/pom.xml"} <= paths
 
 
 def test_ci_processor_job_has_its_database() -> None:

@@ -1,6 +1,6 @@
 """One set of versions for the stream processors: scripts/stack/pom.xml (the connector jars of
 the local stack and the tests), pyproject.toml (PyPI apache-flink, the runtime the tests use)
-and Dockerfile.pyflink (the production image) must name the same Flink and connectors."""
+and docker/Dockerfile.pyflink (the production image) must name the same Flink and connectors."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import opslib
 
 POM = opslib.REPO / "scripts" / "stack" / "pom.xml"
 PYPROJECT = opslib.REPO / "pyproject.toml"
-DOCKERFILE = opslib.REPO / "Dockerfile.pyflink"
-DOCKERIGNORE = opslib.REPO / "Dockerfile.pyflink.dockerignore"
+DOCKERFILE = opslib.REPO / "docker" / "Dockerfile.pyflink"
+# BuildKit reads the ignore file named after the Dockerfile, next to it
+DOCKERIGNORE = DOCKERFILE.with_name(DOCKERFILE.name + ".dockerignore")
 NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
 CONNECTORS = {

@@ -9,7 +9,7 @@ SHELL_SCRIPTS = opslib.shell_scripts()
 
 
 def test_hadolint_dockerfiles() -> None:
-    """docker/Dockerfile (services) and Dockerfile.pyflink (stream processors)."""
+    """docker/Dockerfile (services) and docker/Dockerfile.pyflink (stream processors)."""
     dockerfiles = [p for p in opslib.repo_files("") if p.name.startswith("Dockerfile")
                    and not p.name.endswith(".dockerignore")]
     assert dockerfiles, "no Dockerfile found"
