@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use substrate::app::{Aliases, ServiceSettings};
 use substrate::avro::RegistrySettings;
 use substrate::config::{ConfigError, HttpSettings};
 use substrate::kafka::KafkaSettings;
@@ -165,12 +166,6 @@ impl GatewaySettings {
     }
 }
 
-impl substrate::app::ServiceSettings for Settings {
-    fn telemetry(&self) -> &TelemetrySettings {
-        &self.telemetry
-    }
-}
-
 /// Legacy variable names of the original gateway.
 const ALIASES: &[(&str, &str)] = &[
     ("SUPABASE_JWT_SECRET", "auth.jwt_secret"),
@@ -179,24 +174,19 @@ const ALIASES: &[(&str, &str)] = &[
     ("ROUTES_FILE", "gateway.routes_file"),
 ];
 
-impl Settings {
-    /// Loads and validates the settings from `config/` and the environment.
-    pub fn load() -> Result<Self, ConfigError> {
-        let settings: Self = substrate::config::load_service(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-            &[POSTGRES_ALIASES, S3_ALIASES, ALIASES],
-        )?;
-        settings.validate()?;
-        Ok(settings)
+impl ServiceSettings for Settings {
+    const ALIASES: &'static [Aliases] = &[POSTGRES_ALIASES, S3_ALIASES, ALIASES];
+
+    fn telemetry(&self) -> &TelemetrySettings {
+        &self.telemetry
     }
 
     /// Cross-field checks. Missing keys are not an error: the routes that need them fail
     /// closed, and `Application::build` reports them loudly once logging is up.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.kafka.validate()?;
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.gateway.body_limit_bytes == 0 {
             return Err(ConfigError::Invalid("gateway.body_limit_bytes is 0".into()));
         }
-        Ok(())
+        self.kafka.validate()
     }
 }

@@ -3,13 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use substrate::BoxError;
 use substrate::avro::{AvroCodec, SchemaRegistry};
 use substrate::health::{KafkaCheck, Readiness, RegistryCheck};
-use substrate::http::ServeLimits;
+use substrate::http::BoundServer;
 use substrate::kafka::KafkaPublisher;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{JwksCheck, JwtVerifier};
@@ -23,10 +21,7 @@ use crate::state::AppState;
 /// A built, bound, not yet running gateway.
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    port: u16,
-    limits: ServeLimits,
+    server: BoundServer,
     settings: Settings,
     publisher: KafkaPublisher,
     jwt: Arc<JwtVerifier>,
@@ -34,10 +29,14 @@ pub struct Application {
     idempotency: Arc<PgIdempotencyStore>,
 }
 
-impl Application {
+impl substrate::app::Service for Application {
+    const NAME: &'static str = "api-gateway";
+    const CONFIG_DIR: &'static str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    type Settings = Settings;
+
     /// Creates clients and binds the listener (port 0 picks a free port). No dependency is
     /// contacted here: an unreachable broker or database shows in `/readyz`, not as a crash.
-    pub async fn build(settings: Settings) -> Result<Self, BoxError> {
+    async fn build(settings: Settings) -> Result<Self, BoxError> {
         let jwt = Arc::new(JwtVerifier::new(&settings.auth)?);
         if !jwt.is_configured() {
             tracing::error!(
@@ -95,14 +94,10 @@ impl Application {
             settings.gateway.body_limit_bytes,
             &settings.http,
         );
-        let listener = TcpListener::bind(settings.http.address()).await?;
-        let port = listener.local_addr()?.port();
-        tracing::info!(port, routes_file = %routes_path.display(), "api-gateway listening");
+        let server = BoundServer::bind(router, &settings.http).await?;
+        tracing::info!(port = server.port(), routes_file = %routes_path.display(), "api-gateway listening");
         Ok(Self {
-            listener,
-            router,
-            port,
-            limits: ServeLimits::from(&settings.http),
+            server,
             settings,
             publisher,
             jwt,
@@ -111,14 +106,9 @@ impl Application {
         })
     }
 
-    /// The bound port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// Serves until `shutdown` is cancelled, then drains in-flight requests and flushes the
     /// producer so nothing acknowledged to a client is left in a buffer.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
+    async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
         let background = shutdown.child_token();
         if let Some(jwks) = self.jwt.jwks() {
             jwks.spawn_refresh(background.clone());
@@ -136,14 +126,20 @@ impl Application {
             ),
             background.clone(),
         );
-        let served =
-            substrate::http::serve(self.listener, self.router, shutdown, self.limits).await;
+        let served = self.server.serve(shutdown).await;
         background.cancel();
         if let Err(error) = self.publisher.flush_blocking(Duration::from_secs(5)).await {
             tracing::error!(%error, "producer flush on shutdown failed");
         }
         served?;
         Ok(())
+    }
+}
+
+impl Application {
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.server.port()
     }
 }
 

@@ -2,6 +2,7 @@
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use substrate::app::{Aliases, ServiceSettings};
 use substrate::avro::RegistrySettings;
 use substrate::config::{ConfigError, HttpSettings};
 use substrate::kafka::{ConsumeSettings, KafkaSettings, StartAt};
@@ -190,12 +191,6 @@ impl Default for Settings {
     }
 }
 
-impl substrate::app::ServiceSettings for Settings {
-    fn telemetry(&self) -> &TelemetrySettings {
-        &self.telemetry
-    }
-}
-
 /// Legacy variable names of the original media-service.
 const ALIASES: &[(&str, &str)] = &[
     ("WEBHOOK_PORT", "http.port"),
@@ -204,19 +199,15 @@ const ALIASES: &[(&str, &str)] = &[
     ("MEDIA_WEBHOOK_TOKEN", "webhook.token"),
 ];
 
-impl Settings {
-    /// Loads and validates the settings from `config/` and the environment.
-    pub fn load() -> Result<Self, ConfigError> {
-        let settings: Self = substrate::config::load_service(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-            &[POSTGRES_ALIASES, S3_ALIASES, ALIASES],
-        )?;
-        settings.validate()?;
-        Ok(settings)
+impl ServiceSettings for Settings {
+    const ALIASES: &'static [Aliases] = &[POSTGRES_ALIASES, S3_ALIASES, ALIASES];
+
+    fn telemetry(&self) -> &TelemetrySettings {
+        &self.telemetry
     }
 
     /// Cross-field checks.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate()?;
         self.consumer.validate()?;
         self.retry_consumer.validate()?;

@@ -3,13 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use substrate::BoxError;
 use substrate::avro::{AvroCodec, SchemaRegistry};
 use substrate::health::{BucketCheck, KafkaCheck, PostgresCheck, Readiness};
-use substrate::http::{Edge, ServeLimits};
+use substrate::http::{BoundServer, Edge};
 use substrate::kafka::{ConsumeSettings, EventPublisher, KafkaPublisher, PerMessage, run_consumer};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::announced::Announced;
@@ -21,19 +19,20 @@ use crate::webhooks::WebhookState;
 /// A built, bound, not yet running media-service.
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    port: u16,
-    limits: ServeLimits,
+    server: BoundServer,
     settings: Settings,
     codec: AvroCodec,
     deps: Deps,
     publisher: KafkaPublisher,
 }
 
-impl Application {
+impl substrate::app::Service for Application {
+    const NAME: &'static str = "media-service";
+    const CONFIG_DIR: &'static str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    type Settings = Settings;
+
     /// Creates clients and binds the listener (port 0 picks a free port).
-    pub async fn build(settings: Settings) -> Result<Self, BoxError> {
+    async fn build(settings: Settings) -> Result<Self, BoxError> {
         let pool = settings.postgres.pool()?;
         let registry = Arc::new(SchemaRegistry::new(&settings.registry)?);
         let codec = AvroCodec::new(registry);
@@ -87,14 +86,10 @@ impl Application {
                 cors: None,
             },
         );
-        let listener = TcpListener::bind(settings.http.address()).await?;
-        let port = listener.local_addr()?.port();
-        tracing::info!(port, "media-service listening");
+        let server = BoundServer::bind(router, &settings.http).await?;
+        tracing::info!(port = server.port(), "media-service listening");
         Ok(Self {
-            listener,
-            router,
-            port,
-            limits: ServeLimits::from(&settings.http),
+            server,
             settings,
             codec,
             deps,
@@ -102,23 +97,16 @@ impl Application {
         })
     }
 
-    /// The bound port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// Runs the webhook server and both consume loops until `shutdown`; then stops fetching,
     /// finishes in-flight handlers and requests, commits offsets and flushes the producer. If any
     /// part stops on its own, everything stops (a half-running service must not look healthy).
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
+    async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
         let stop_all = shutdown.child_token();
         let deps = self.deps.clone();
         let dead_letters: Arc<dyn EventPublisher> = Arc::new(self.publisher.clone());
         let meter = opentelemetry::global::meter("media-service");
         let server = async {
-            let result =
-                substrate::http::serve(self.listener, self.router, stop_all.clone(), self.limits)
-                    .await;
+            let result = self.server.serve(stop_all.clone()).await;
             stop_all.cancel();
             result.map_err(BoxError::from)
         };
@@ -179,6 +167,13 @@ impl Application {
         consumed?;
         retried?;
         Ok(())
+    }
+}
+
+impl Application {
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.server.port()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Settings of the message-consumer (see `config/base.yaml` for every key and its environment name).
 
 use serde::Deserialize;
+use substrate::app::{Aliases, ServiceSettings};
 use substrate::avro::RegistrySettings;
 use substrate::config::{ConfigError, HttpSettings};
 use substrate::kafka::{ConsumeSettings, KafkaSettings};
@@ -50,25 +51,15 @@ impl Default for Settings {
     }
 }
 
-impl substrate::app::ServiceSettings for Settings {
+impl ServiceSettings for Settings {
+    const ALIASES: &'static [Aliases] = &[POSTGRES_ALIASES];
+
     fn telemetry(&self) -> &TelemetrySettings {
         &self.telemetry
     }
-}
-
-impl Settings {
-    /// Loads and validates the settings from `config/` and the environment.
-    pub fn load() -> Result<Self, ConfigError> {
-        let settings: Self = substrate::config::load_service(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-            &[POSTGRES_ALIASES],
-        )?;
-        settings.validate()?;
-        Ok(settings)
-    }
 
     /// Cross-field checks.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate()?;
         self.consumer.validate()
     }

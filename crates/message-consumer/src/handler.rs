@@ -44,6 +44,12 @@ pub struct NotificationWriter {
     pool: PgPool,
 }
 
+/// Decoded records of one insert statement, with their spans.
+struct Chunk {
+    prepared: Vec<Prepared>,
+    spans: Vec<tracing::Span>,
+}
+
 enum Prepared {
     Row(Notification),
     Invalid(HandlerError),
@@ -98,25 +104,33 @@ impl NotificationWriter {
 
 impl NotificationWriter {
     /// Decodes and validates `messages`, stopping after the first one the registry could not
-    /// serve (retried from there).
-    async fn prepare_chunk(&self, messages: &[InboundMessage]) -> Vec<Prepared> {
-        let mut prepared = Vec::with_capacity(messages.len());
+    /// serve (retried from there). Each record's span ([`InboundMessage::span`]) comes back with
+    /// it, to stay open until the record's row is written.
+    async fn prepare_chunk(&self, messages: &[InboundMessage]) -> Chunk {
+        let mut chunk = Chunk {
+            prepared: Vec::with_capacity(messages.len()),
+            spans: Vec::with_capacity(messages.len()),
+        };
         for message in messages {
-            // The record's own span covers its decoding and validation; the insert that follows
-            // is one statement for the chunk, in a span of its own.
-            let item = self.prepare(message).instrument(message.span()).await;
+            let span = message.span();
+            let item = self.prepare(message).instrument(span.clone()).await;
             let stop = matches!(item, Prepared::Retry(_));
-            prepared.push(item);
+            chunk.prepared.push(item);
+            chunk.spans.push(span);
             if stop {
                 break;
             }
         }
-        prepared
+        chunk
     }
 
     /// Inserts the valid rows of `prepared` in one statement; one result per record, in order,
     /// ending at the first record whose effect is not known to be done.
-    async fn write_chunk(&self, mut prepared: Vec<Prepared>) -> Vec<Result<(), HandlerError>> {
+    async fn write_chunk(&self, chunk: Chunk) -> Vec<Result<(), HandlerError>> {
+        let Chunk {
+            mut prepared,
+            spans,
+        } = chunk;
         let mut results: Vec<Option<Result<(), HandlerError>>> = Vec::with_capacity(prepared.len());
         let mut rows = Vec::new();
         for (index, item) in prepared.iter_mut().enumerate() {
@@ -132,12 +146,19 @@ impl NotificationWriter {
             }
         }
         let only_rows: Vec<&Notification> = rows.iter().map(|(_, row)| *row).collect();
+        // One statement for many records: its span is a child of the first record's (so with
+        // one record in flight, the usual case at low traffic, HTTP request, record and row are
+        // one trace) and linked to the others' (OpenTelemetry's way for batches).
         let insert = tracing::info_span!(
+            parent: spans.first().and_then(tracing::Span::id),
             "user_notifications.insert",
             "otel.kind" = "client",
             "db.system.name" = "postgresql",
             "db.operation.batch.size" = only_rows.len(),
         );
+        for span in spans.iter().skip(1) {
+            substrate::telemetry::add_link(&insert, span);
+        }
         match insert_batch(&self.pool, &only_rows)
             .instrument(insert)
             .await
@@ -179,8 +200,8 @@ impl BatchHandler for NotificationWriter {
         };
         let mut pending = self.prepare_chunk(first).await;
         loop {
-            let prepared = pending.len();
-            let stopped = matches!(pending.last(), Some(Prepared::Retry(_)));
+            let prepared = pending.prepared.len();
+            let stopped = matches!(pending.prepared.last(), Some(Prepared::Retry(_)));
             let next = if stopped { None } else { chunks.next() };
             let (written, prepared_next) = tokio::join!(self.write_chunk(pending), async {
                 match next {

@@ -3,13 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use substrate::BoxError;
 use substrate::avro::{AvroCodec, SchemaRegistry};
 use substrate::health::{KafkaCheck, PostgresCheck, Readiness};
-use substrate::http::ServeLimits;
+use substrate::http::BoundServer;
 use substrate::kafka::{EventPublisher, KafkaPublisher, run_consumer};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::configuration::Settings;
@@ -18,18 +16,19 @@ use crate::handler::NotificationWriter;
 /// A built, bound, not yet running message-consumer.
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    port: u16,
-    limits: ServeLimits,
+    server: BoundServer,
     settings: Settings,
     writer: NotificationWriter,
     dead_letters: KafkaPublisher,
 }
 
-impl Application {
+impl substrate::app::Service for Application {
+    const NAME: &'static str = "message-consumer";
+    const CONFIG_DIR: &'static str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    type Settings = Settings;
+
     /// Creates clients and binds the health listener (port 0 picks a free port).
-    pub async fn build(settings: Settings) -> Result<Self, BoxError> {
+    async fn build(settings: Settings) -> Result<Self, BoxError> {
         let pool = settings.postgres.pool()?;
         let registry = Arc::new(SchemaRegistry::new(&settings.registry)?);
         let writer = NotificationWriter::new(AvroCodec::new(registry), pool.clone());
@@ -37,32 +36,22 @@ impl Application {
         let readiness = Readiness::new("not_ready")
             .with(Arc::new(PostgresCheck(pool)))
             .with(Arc::new(KafkaCheck::new(&settings.kafka)?));
-        let router = substrate::health::router(readiness);
-        let listener = TcpListener::bind(settings.http.address()).await?;
-        let port = listener.local_addr()?.port();
-        tracing::info!(port, group_id = %settings.consumer.group_id, "message-consumer listening");
+        let server =
+            BoundServer::bind(substrate::health::router(readiness), &settings.http).await?;
+        tracing::info!(port = server.port(), group_id = %settings.consumer.group_id, "message-consumer listening");
         Ok(Self {
-            listener,
-            router,
-            port,
-            limits: ServeLimits::from(&settings.http),
+            server,
             settings,
             writer,
             dead_letters,
         })
     }
 
-    /// The bound health port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// Consumes and serves health until `shutdown`; then finishes the in-flight batch, commits
     /// offsets and stops. If the consume loop fails to start, the process stops too.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
+    async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
         let stop_all = shutdown.child_token();
-        let server =
-            substrate::http::serve(self.listener, self.router, stop_all.clone(), self.limits);
+        let server = self.server.serve(stop_all.clone());
         let dead_letters: Arc<dyn EventPublisher> = Arc::new(self.dead_letters.clone());
         let meter = opentelemetry::global::meter("message-consumer");
         let consumer = async {
@@ -91,5 +80,12 @@ impl Application {
         consumed?;
         served?;
         Ok(())
+    }
+}
+
+impl Application {
+    /// The bound health port.
+    pub fn port(&self) -> u16 {
+        self.server.port()
     }
 }

@@ -43,6 +43,39 @@ impl From<&HttpSettings> for ServeLimits {
     }
 }
 
+/// A service's router bound to its listener, not serving yet.
+#[derive(Debug)]
+pub struct BoundServer {
+    listener: TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    port: u16,
+}
+
+impl BoundServer {
+    /// Binds `settings`' address (port 0 picks a free port) for `router`.
+    pub async fn bind(router: Router, settings: &HttpSettings) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(settings.address()).await?;
+        let port = listener.local_addr()?.port();
+        Ok(Self {
+            listener,
+            router,
+            limits: ServeLimits::from(settings),
+            port,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// [`serve`]s until `shutdown` is cancelled, then drains within the grace period.
+    pub async fn serve(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        serve(self.listener, self.router, shutdown, self.limits).await
+    }
+}
+
 /// Serves `router` on `listener` (HTTP/1.1 and HTTP/2) until `shutdown` is cancelled, then
 /// stops accepting connections and gives in-flight requests up to `limits.grace` to finish.
 /// A client that does not send its headers within `limits.header_read_timeout` is

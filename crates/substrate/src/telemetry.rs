@@ -196,6 +196,18 @@ pub fn trace_headers() -> Vec<(&'static str, String)> {
     headers
 }
 
+/// Links `span` to the trace of `other`: for work done once for several records (one insert
+/// statement for a batch), whose span has one parent but belongs to every record's trace.
+pub fn add_link(span: &tracing::Span, other: &tracing::Span) {
+    let context = other.context();
+    let linked = opentelemetry::trace::TraceContextExt::span(&context)
+        .span_context()
+        .clone();
+    if linked.is_valid() {
+        span.add_link(linked);
+    }
+}
+
 struct Found<'a> {
     traceparent: Option<&'a str>,
     tracestate: Option<&'a str>,

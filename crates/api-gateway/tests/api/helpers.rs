@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use substrate::app::Service;
 
 use api_gateway::configuration::{Settings, Topics};
 use api_gateway::startup::Application;

@@ -1,6 +1,7 @@
 use media_service::configuration::Settings;
 use media_service::startup::Application;
 use serde_json::Value;
+use substrate::app::Service;
 use substrate::testing::TestStack;
 use tokio_util::sync::CancellationToken;
 

@@ -1,6 +1,7 @@
 //! Configuration defaults and topic dispatch (services spec §7.7).
 
 use std::sync::Arc;
+use substrate::app::ServiceSettings;
 
 use media_service::configuration::Settings;
 use media_service::handlers::MediaRouter;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+use substrate::app::Service;
 
 use media_service::configuration::{Settings, Topics};
 use media_service::startup::Application;

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 use std::time::Duration;
+use substrate::app::Service;
 
 use message_consumer::configuration::Settings;
 use message_consumer::startup::Application;

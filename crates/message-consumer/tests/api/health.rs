@@ -2,6 +2,7 @@ use message_consumer::configuration::Settings;
 use message_consumer::startup::Application;
 use secrecy::SecretString;
 use serde_json::Value;
+use substrate::app::Service;
 use substrate::testing::TestStack;
 use tokio_util::sync::CancellationToken;
 
