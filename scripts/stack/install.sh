@@ -7,6 +7,7 @@
 #   Apache Kafka jars       resolved by Maven from scripts/stack/pom.xml (cached in ~/.m2) into
 #                           .local/jars, again only when the pom changes
 #   rivven-schema           the schema registry, `cargo install` (cached in ~/.cargo/bin)
+#   cargo-deny              the dependency policy check of `./taskw test` (deny.toml), likewise
 #
 # cargo-nextest is not installed here: compiling it would add ~10 minutes to a cold machine, and
 # the workspace's tests pass under plain `cargo test` too (rust:test uses nextest when present).
@@ -77,3 +78,5 @@ ensure() {
 # Only the server, Avro and the command line: the platform's contracts are all Avro, and leaving
 # out the JSON-Schema and Protobuf support shortens its compile on a cold machine (4.5 min on 2 cores).
 ensure rivven-schema 0.0.22 --no-default-features --features server,avro,cli
+# About 6 minutes to compile on a cold 2-core machine, once.
+ensure cargo-deny 0.20.2
