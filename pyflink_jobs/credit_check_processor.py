@@ -147,7 +147,7 @@ class CreditCheck:
 
 
 # The one per-user credit lock: the api-gateway's legacy upload-url takes the same one
-# (CREDIT_LOCK_PREFIX in crates/api-gateway/src/edges.rs), so a user's last credit is spent once
+# (CREDIT_LOCK_PREFIX in crates/api-gateway/src/credits.rs), so a user's last credit is spent once
 # whichever path asks; tests/e2e/test_credit_lock.py holds both to it. Change them together.
 LOCK_SQL = "select pg_advisory_xact_lock(hashtextextended('credit_ledger:' || %(user_id)s, 0))"
 

@@ -1,5 +1,5 @@
 """Both ways of spending a credit take one lock: the gateway's legacy `upload-url` (Rust,
-`CREDIT_LOCK_PREFIX` in crates/api-gateway/src/edges.rs) and the upload saga's credit check
+`CREDIT_LOCK_PREFIX` in crates/api-gateway/src/credits.rs) and the upload saga's credit check
 (PyFlink, `LOCK_SQL` in pyflink_jobs/credit_check_processor.py).
 
 The test holds the credit check's own lock for a user with one credit, sends both spends at

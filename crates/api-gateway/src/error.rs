@@ -52,6 +52,29 @@ pub enum ApiError {
     Unexpected(#[from] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// A statement of one of the gateway's own tables failed (the database is unreachable, or
+/// refused it).
+#[derive(Debug, thiserror::Error)]
+#[error("database {operation} failed")]
+pub struct StoreError {
+    operation: &'static str,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StoreError {
+    /// `operation` failed with `cause`.
+    pub fn new(
+        operation: &'static str,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            operation,
+            source: cause.into(),
+        }
+    }
+}
+
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
 

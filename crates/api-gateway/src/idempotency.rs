@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::edges::StoreError;
+use crate::error::StoreError;
 use crate::error::{ApiError, ApiResult};
 
 /// The request header carrying the key.
@@ -361,7 +361,8 @@ async fn release(store: &dyn IdempotencyStore, scope: &Scope, first_used: i64, r
 }
 
 fn unavailable(error: StoreError) -> ApiError {
-    ApiError::Unavailable(format!("idempotency keys unavailable: {}", error.0))
+    tracing::warn!(error = %substrate::telemetry::cause_chain(&error), "idempotency keys unavailable");
+    ApiError::Unavailable("idempotency keys unavailable; retry shortly".into())
 }
 
 /// [`IdempotencyStore`] on Postgres (`gateway.idempotency_keys`, migration
@@ -385,7 +386,7 @@ impl PgIdempotencyStore {
 }
 
 fn store_error(error: sqlx::Error) -> StoreError {
-    StoreError(error.to_string())
+    StoreError::new("idempotency key", error)
 }
 
 /// The key's first use in microseconds, as every statement below compares it.
@@ -453,8 +454,9 @@ impl IdempotencyStore for PgIdempotencyStore {
                 None => Claim::InProgress,
             });
         }
-        Err(StoreError(
-            "idempotency key kept changing while it was claimed".into(),
+        Err(StoreError::new(
+            "idempotency key claim",
+            "the key kept changing while it was claimed",
         ))
     }
 
@@ -530,10 +532,7 @@ mod tests {
         let headers = |values: &[&str]| {
             let mut map = HeaderMap::new();
             for v in values {
-                map.append(
-                    HEADER,
-                    HeaderValue::from_str(v).unwrap_or_else(|e| panic!("{e}")),
-                );
+                map.append(HEADER, HeaderValue::from_str(v).unwrap());
             }
             map
         };

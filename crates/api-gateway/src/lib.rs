@@ -7,8 +7,8 @@
 
 pub mod auth;
 pub mod configuration;
+pub mod credits;
 pub mod domain;
-pub mod edges;
 pub mod error;
 pub mod idempotency;
 pub mod openapi;

@@ -243,9 +243,8 @@ mod tests {
             &EncodingKey::from_secret(SECRET.as_bytes()),
             Algorithm::HS256,
         )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let user = verify(&verifier(), &format!("{signing_input}.{signature}"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+        let user = verify(&verifier(), &format!("{signing_input}.{signature}")).unwrap();
         assert_eq!(user.user_id, "user-1");
     }
 

@@ -240,7 +240,7 @@ mod tests {
         let table = RouteTable::parse(
             "webhookRoutes:\n  Login: public.identity.login.events\n  user.v2: t.v2\nexternalRoutes:\n  message: public.user.message.events\n",
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         assert_eq!(
             table.webhook_topic("LOGIN"),
             Some("public.identity.login.events")
@@ -276,17 +276,15 @@ mod tests {
     #[test]
     fn a_bad_reload_keeps_the_last_good_table() {
         let dir = std::env::temp_dir().join(format!("routes-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("routes.yaml");
-        std::fs::write(&file, "externalRoutes:\n  message: topic.a\n")
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&file, "externalRoutes:\n  message: topic.a\n").unwrap();
         let routes = Routes::load(&file);
         assert!(routes.is_loaded());
-        std::fs::write(&file, "externalRoutes: [broken").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&file, "externalRoutes: [broken").unwrap();
         routes.reload(&file);
         assert_eq!(routes.current().external_topic("message"), Some("topic.a"));
-        std::fs::write(&file, "externalRoutes:\n  message: topic.b\n")
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&file, "externalRoutes:\n  message: topic.b\n").unwrap();
         routes.reload(&file);
         assert_eq!(routes.current().external_topic("message"), Some("topic.b"));
     }

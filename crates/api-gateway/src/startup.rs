@@ -12,7 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{JwksCheck, JwtVerifier};
 use crate::configuration::Settings;
-use crate::edges::{AvroEventSink, PgMediaStore, S3ObjectStore};
+use substrate::events::AvroEventSink;
+use substrate::media::{PgMediaFiles, S3ObjectStore};
+
+use crate::credits::PgCreditLedger;
 use crate::idempotency::{IdempotencyStore, PgIdempotencyStore};
 use crate::ratelimit::RateLimiter;
 use crate::routes_config::{Routes, RoutesCheck};
@@ -71,9 +74,9 @@ impl substrate::app::Service for Application {
                 AvroCodec::new(registry.clone()),
                 Arc::new(publisher.clone()),
             )),
-            media: Arc::new(PgMediaStore::new(pool.clone())),
+            credits: Arc::new(PgCreditLedger::new(pool.clone())),
+            files: Arc::new(PgMediaFiles::new(pool.clone())),
             objects: Arc::new(S3ObjectStore::new(&settings.s3)),
-            bucket: Arc::from(settings.s3.bucket.as_str()),
             presign_expiry: Duration::from_secs(settings.gateway.presign_expiry_secs),
             topics: Arc::new(settings.gateway.topics.clone()),
             idempotency: idempotency.clone(),

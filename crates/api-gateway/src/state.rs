@@ -7,14 +7,17 @@ use secrecy::SecretString;
 
 use crate::auth::JwtVerifier;
 use crate::configuration::Topics;
-use crate::edges::{EventSink, MediaStore, ObjectStore};
+use substrate::events::EventSink;
+use substrate::media::{MediaFiles, ObjectStore};
+
+use crate::credits::CreditLedger;
 use crate::idempotency::IdempotencyStore;
 use crate::ratelimit::RateLimiter;
 use crate::routes_config::Routes;
 
 /// Cloned into every request; everything heavy sits behind `Arc`.
 // Every field is an `Arc` or `Copy`, because axum clones the state for each extractor: a
-// profile showed cloning and dropping an owned secret and bucket name at 2 % of the gateway's
+// profile showed cloning and dropping an owned secret and the bucket name at 2 % of the gateway's
 // CPU (docs/benchmarks.md).
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -26,12 +29,12 @@ pub struct AppState {
     pub routes: Routes,
     /// Where events go.
     pub events: Arc<dyn EventSink>,
-    /// Credits and file metadata (legacy routes).
-    pub media: Arc<dyn MediaStore>,
-    /// Presigning and removal (legacy routes).
+    /// Credits the legacy upload route spends.
+    pub credits: Arc<dyn CreditLedger>,
+    /// `media_files` (legacy routes).
+    pub files: Arc<dyn MediaFiles>,
+    /// The media bucket: presigning and removal (legacy routes).
     pub objects: Arc<dyn ObjectStore>,
-    /// Bucket of the legacy routes.
-    pub bucket: Arc<str>,
     /// Lifetime of presigned URLs of the legacy routes.
     pub presign_expiry: Duration,
     /// Topics of the intent and legacy routes.

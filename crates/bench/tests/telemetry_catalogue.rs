@@ -7,6 +7,10 @@
 //! records), and the exported instruments are compared with the catalogue per service (the meter
 //! scope is the service name).
 
+// A test fails by panicking, and an unwrapped error says what went wrong; the workspace's
+// unwrap lints are for service code.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,13 +102,13 @@ async fn every_catalogued_instrument_is_registered_by_its_services() {
             env!("CARGO_MANIFEST_DIR"),
             "/../../telemetry/metrics.yaml"
         ))
-        .unwrap_or_else(|e| panic!("{e}")),
+        .unwrap(),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
 
     // Topics, schemas and a database owned by this test.
     let stack = TestStack::from_env();
-    let registry = Arc::new(SchemaRegistry::new(&stack.registry).unwrap_or_else(|e| panic!("{e}")));
+    let registry = Arc::new(SchemaRegistry::new(&stack.registry).unwrap());
     let codec = AvroCodec::new(registry.clone());
     let mut media_topics = media_service::configuration::Topics::default();
     let message_topic = unique("tel.public.user.message.events");
@@ -158,7 +162,7 @@ async fn every_catalogued_instrument_is_registered_by_its_services() {
         &routes,
         format!("externalRoutes:\n  message: {message_topic}\n"),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let mut gateway = api_gateway::configuration::Settings::default();
     gateway.http.host = "127.0.0.1".into();
     gateway.http.port = 0;
@@ -168,7 +172,7 @@ async fn every_catalogued_instrument_is_registered_by_its_services() {
     gateway.gateway.routes_file = Some(routes);
     let gateway = api_gateway::startup::Application::build(gateway)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let gateway_url = format!("http://127.0.0.1:{}", gateway.port());
     tokio::spawn(gateway.run_until_stopped(shutdown.clone()));
 
@@ -184,7 +188,7 @@ async fn every_catalogued_instrument_is_registered_by_its_services() {
     consumer.consumer.dead_letter_topic = dead_letters.clone();
     let consumer = message_consumer::startup::Application::build(consumer)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     tokio::spawn(consumer.run_until_stopped(shutdown.clone()));
 
     // media-service
@@ -204,7 +208,7 @@ async fn every_catalogued_instrument_is_registered_by_its_services() {
     media.topics = media_topics.clone();
     let media = media_service::startup::Application::build(media)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let media_url = format!("http://127.0.0.1:{}", media.port());
     tokio::spawn(media.run_until_stopped(shutdown.clone()));
 
@@ -216,7 +220,7 @@ async fn every_catalogued_instrument_is_registered_by_its_services() {
         &json!({"sub":"u","aud":"authenticated","exp": chrono::Utc::now().timestamp() + 600}),
         &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let message = json!({"user_id":"u","email":"e","message":"m","timestamp":"t"});
     let ok = client
         .post(format!("{gateway_url}/api/v1/events/message"))
@@ -224,43 +228,43 @@ async fn every_catalogued_instrument_is_registered_by_its_services() {
         .json(&message)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(ok.status(), 204);
     let denied = client
         .post(format!("{gateway_url}/api/v1/events/message"))
         .json(&message)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(denied.status(), 401);
-    let publisher = KafkaPublisher::new(&stack.kafka()).unwrap_or_else(|e| panic!("{e}"));
+    let publisher = KafkaPublisher::new(&stack.kafka()).unwrap();
     publisher
         .publish(OutboundRecord::new(
             message_topic.clone(),
             b"poison".to_vec(),
         ))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let upload = json!({"Records":[{"eventName":"s3:ObjectCreated:Put","s3":{"bucket":{"name":"media-uploads"},"object":{"key":"uploads%2Fu%2F1%2Fa.jpg","size":1,"contentType":"image/jpeg"}}}]});
     let hook = client
         .post(format!("{media_url}/webhooks/media-upload"))
         .json(&upload)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(hook.status(), 200);
-    let expired = codec.encode_json(&media_topics.expired, &json!({"user_id":"u","file_path":"","file_name":"a","file_size":0,"media_type":"","request_id":"r","request_time":"t","expired_time":"t"})).await.unwrap_or_else(|e| panic!("{e}"));
+    let expired = codec.encode_json(&media_topics.expired, &json!({"user_id":"u","file_path":"","file_name":"a","file_size":0,"media_type":"","request_id":"r","request_time":"t","expired_time":"t"})).await.unwrap();
     publisher
         .publish(OutboundRecord::new(media_topics.expired.clone(), expired))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     publisher
         .publish(OutboundRecord::new(
             media_topics.expired.clone(),
             b"poison".to_vec(),
         ))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
 
     // Wait until both consume loops handled their records (two dead letters), then export.
     let handled = eventually(Duration::from_secs(60), || async {

@@ -318,12 +318,10 @@ mod tests {
 
     #[test]
     fn targets_parse_with_and_without_event_lists() {
-        let plain = WebhookTarget::parse("uploads/=http://h/webhooks/media-upload")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let plain = WebhookTarget::parse("uploads/=http://h/webhooks/media-upload").unwrap();
         assert_eq!(plain.prefix, "uploads/");
         assert!(plain.created && !plain.removed);
-        let both = WebhookTarget::parse("put,delete:files/=http://h:1/x")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let both = WebhookTarget::parse("put,delete:files/=http://h:1/x").unwrap();
         assert_eq!(both.url, "http://h:1/x");
         assert!(both.created && both.removed);
         assert!(WebhookTarget::parse("nonsense").is_err());
@@ -366,7 +364,7 @@ mod tests {
 
     #[test]
     fn rules_filter_by_prefix_and_event() {
-        let target = WebhookTarget::parse("uploads/=http://h").unwrap_or_else(|e| panic!("{e}"));
+        let target = WebhookTarget::parse("uploads/=http://h").unwrap();
         assert!(target.wants(EventKind::Put, "uploads/a"));
         assert!(target.wants(EventKind::Copy, "uploads/a"));
         assert!(!target.wants(EventKind::Put, "files/a"));

@@ -1,6 +1,10 @@
 //! The local object store as the platform uses it: real SigV4 (presigned URLs included) and
 //! MinIO-format webhooks with the bearer token. Each test runs its own store process.
 
+// A test fails by panicking, and an unwrapped error says what went wrong; the workspace's
+// unwrap lints are for service code.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -37,10 +41,8 @@ async fn receiver() -> (String, Seen) {
         "ok"
     }
     let seen: Seen = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
     let router = Router::new()
         .route("/upload", post(record))
         .route("/ready", post(record))
@@ -65,7 +67,7 @@ async fn start_store(webhooks: &str) -> Store {
     let port = StdListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let root = std::env::temp_dir().join(unique("objectstore"));
     let child = Command::new(env!("CARGO_BIN_EXE_local-objectstore"))
         .args([
@@ -82,7 +84,7 @@ async fn start_store(webhooks: &str) -> Store {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let up = eventually(Duration::from_secs(20), || async move {
         tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -110,9 +112,9 @@ async fn presigned_put(
         .bucket("media-uploads")
         .key(key)
         .content_type(content_type)
-        .presigned(PresigningConfig::expires_in(expires).unwrap_or_else(|e| panic!("{e}")))
+        .presigned(PresigningConfig::expires_in(expires).unwrap())
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .uri()
         .to_owned()
 }
@@ -131,7 +133,7 @@ async fn a_presigned_upload_is_stored_and_announced_in_minio_format_with_the_tok
         .body(b"jpeg-bytes".to_vec())
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(response.status(), 200);
 
     let announced = eventually(Duration::from_secs(10), || async {
@@ -139,10 +141,7 @@ async fn a_presigned_upload_is_stored_and_announced_in_minio_format_with_the_tok
     })
     .await;
     assert!(announced, "no webhook received");
-    let (path, auth, body) = seen
-        .lock()
-        .map(|s| s[0].clone())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (path, auth, body) = seen.lock().map(|s| s[0].clone()).unwrap();
     assert_eq!(path, "/upload");
     assert_eq!(auth.as_deref(), Some("Bearer t0k3n"));
     assert_eq!(body["EventName"], "s3:ObjectCreated:Put");
@@ -165,7 +164,7 @@ async fn a_presigned_upload_is_stored_and_announced_in_minio_format_with_the_tok
         .copy_source("media-uploads/uploads/user-1/abc/my%20photo%20%281%29.jpg")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let copied = eventually(Duration::from_secs(10), || async {
         seen.lock()
             .map(|s| s.iter().any(|(p, _, _)| p == "/ready"))

@@ -7,7 +7,6 @@
 
 pub mod announced;
 pub mod configuration;
-pub mod edges;
 pub mod fields;
 pub mod handlers;
 #[cfg(any(test, feature = "fuzzing"))]

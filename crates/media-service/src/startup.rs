@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::announced::Announced;
 use crate::configuration::{Settings, Topics};
-use crate::edges::{AvroEventSink, PgMediaFiles, S3ObjectStore};
 use crate::handlers::{Deps, MediaRouter};
 use crate::webhooks::WebhookState;
+use substrate::events::AvroEventSink;
+use substrate::media::{PgMediaFiles, S3ObjectStore};
 
 /// A built, bound, not yet running media-service.
 #[derive(Debug)]

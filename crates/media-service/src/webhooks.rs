@@ -27,8 +27,9 @@ use substrate::http::json_error;
 use subtle::ConstantTimeEq;
 
 use crate::configuration::Topics;
-use crate::edges::{EventSink, ObjectStore};
 use crate::fields;
+use substrate::events::EventSink;
+use substrate::media::ObjectStore;
 
 /// What the webhook handlers need.
 #[derive(Debug, Clone)]

@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn defaults_apply_when_nothing_is_configured() {
         let dir = temp_dir();
-        let s: Sample = load_with_env(&source(&dir), env(&[])).unwrap_or_else(|e| panic!("{e}"));
+        let s: Sample = load_with_env(&source(&dir), env(&[])).unwrap();
         assert_eq!(s.kafka.brokers, "default:9092");
         assert_eq!(s.http.port, 8080);
     }
@@ -280,9 +280,8 @@ mod tests {
             dir.join("base.yaml"),
             "kafka:\n  brokers: base:9092\n  delivery_timeout_ms: 100\nhttp:\n  port: 1\n",
         )
-        .unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(dir.join("production.yaml"), "http:\n  port: 2\n")
-            .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+        std::fs::write(dir.join("production.yaml"), "http:\n  port: 2\n").unwrap();
 
         let s: Sample = load_with_env(
             &source(&dir),
@@ -291,7 +290,7 @@ mod tests {
                 ("REDPANDA_BROKERS", "legacy:9092"),
             ]),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         assert_eq!(s.kafka.brokers, "legacy:9092", "alias beats files");
         assert_eq!(s.kafka.delivery_timeout_ms, 100, "base file beats defaults");
         assert_eq!(s.http.port, 2, "environment file beats base file");
@@ -304,7 +303,7 @@ mod tests {
                 ("APP__KAFKA__DELIVERY_TIMEOUT_MS", "250"),
             ]),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         assert_eq!(s.kafka.brokers, "structured:9092", "APP__ beats alias");
         assert_eq!(s.kafka.delivery_timeout_ms, 250, "numbers parse from env");
         assert_eq!(
@@ -316,8 +315,7 @@ mod tests {
     #[test]
     fn empty_legacy_variables_count_as_unset() {
         let dir = temp_dir();
-        let s: Sample = load_with_env(&source(&dir), env(&[("REDPANDA_BROKERS", "")]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let s: Sample = load_with_env(&source(&dir), env(&[("REDPANDA_BROKERS", "")])).unwrap();
         assert_eq!(s.kafka.brokers, "default:9092");
     }
 
@@ -328,7 +326,7 @@ mod tests {
             &source(&dir),
             env(&[("KAFKA_SASL_PASSWORD", "hunter2-very-secret")]),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         assert_eq!(
             secret_value(&s.kafka.sasl_password),
             Some("hunter2-very-secret")

@@ -265,10 +265,10 @@ mod tests {
                     .method(method)
                     .uri(path)
                     .body(Body::empty())
-                    .unwrap_or_else(|e| panic!("{e}")),
+                    .unwrap(),
             )
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let status = response.status();
         let content_type = response
             .headers()
@@ -276,13 +276,8 @@ mod tests {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap();
         (status, content_type, body)
     }
 

@@ -377,10 +377,7 @@ mod tests {
     }
 
     fn get_slow() -> Request {
-        Request::builder()
-            .uri("/slow")
-            .body(Body::empty())
-            .unwrap_or_else(|e| panic!("{e}"))
+        Request::builder().uri("/slow").body(Body::empty()).unwrap()
     }
 
     async fn body_json(response: Response) -> serde_json::Value {
@@ -406,10 +403,7 @@ mod tests {
         assert_eq!(shed.headers()[header::RETRY_AFTER], "1");
         assert_eq!(body_json(shed).await["error"], "overloaded");
         gate.notify_one();
-        let served = first
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|e| match e {});
+        let served = first.await.unwrap().unwrap_or_else(|e| match e {});
         assert_eq!(served.status(), StatusCode::OK);
         // the permit is back
         gate.notify_one();
@@ -421,10 +415,8 @@ mod tests {
     async fn a_client_that_never_finishes_its_headers_is_disconnected() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let app = Router::new().route("/", get(|| async { "hello" }));
         let limits = ServeLimits {
@@ -434,38 +426,28 @@ mod tests {
         let server = tokio::spawn(serve(listener, app, shutdown.clone(), limits));
 
         // A complete request is served.
-        let mut whole = tokio::net::TcpStream::connect(address)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut whole = tokio::net::TcpStream::connect(address).await.unwrap();
         whole
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let mut answer = String::new();
-        whole
-            .read_to_string(&mut answer)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        whole.read_to_string(&mut answer).await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
         // Half a request: the server hangs up (without the timeout it would wait forever; the
         // deadline only bounds the test).
-        let mut slow = tokio::net::TcpStream::connect(address)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
         slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let mut rest = Vec::new();
         let closed =
             tokio::time::timeout(Duration::from_secs(20), slow.read_to_end(&mut rest)).await;
         assert!(closed.is_ok(), "the connection was still open");
 
         shutdown.cancel();
-        server
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        server.await.unwrap().unwrap();
     }
 
     #[tokio::test]

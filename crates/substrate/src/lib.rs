@@ -18,6 +18,7 @@ pub mod http;
 pub mod kafka;
 pub mod keys;
 pub mod local_stack;
+pub mod media;
 pub mod postgres;
 pub mod s3;
 pub mod shutdown;

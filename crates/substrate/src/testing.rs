@@ -4,6 +4,9 @@
 //! Stack addresses come from the same configuration layers as the services (`APP__KAFKA__BROKERS`,
 //! `APP__REGISTRY__URL`, …), defaulting to the local stack's ports.
 
+// Test support: it fails a test by panicking, so unwrapping is the point here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -104,7 +107,7 @@ impl TestStack {
     fn admin(&self) -> AdminClient<DefaultClientContext> {
         self.kafka
             .producer_config()
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .create()
             .unwrap_or_else(|e| panic!("admin client: {e}"))
     }
@@ -171,13 +174,13 @@ impl TestStack {
         let consumer: BaseConsumer = self
             .kafka()
             .consumer_config(group)
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .create()
             .unwrap_or_else(|e| panic!("committer: {e}"));
         let mut offsets = rdkafka::TopicPartitionList::new();
         offsets
             .add_partition_offset(topic, 0, rdkafka::Offset::Offset(next))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         consumer
             .commit(&offsets, CommitMode::Sync)
             .unwrap_or_else(|e| panic!("commit {group} {topic}@{next}: {e}"));
@@ -204,7 +207,7 @@ impl TestStack {
         let consumer: StreamConsumer = self
             .kafka()
             .consumer_config(&unique("reader"))
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .create()
             .unwrap_or_else(|e| panic!("reader: {e}"));
         consumer
@@ -263,7 +266,7 @@ impl TestDatabase {
                 .output()
         })
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .unwrap_or_else(|e| panic!("running supabase_apply.py (./taskw setup creates .venv): {e}"));
         assert!(
             output.status.success(),
@@ -386,4 +389,276 @@ pub fn span_attribute(span: &SpanData, key: &str) -> Option<String> {
         .iter()
         .find(|attribute| attribute.key.as_str() == key)
         .map(|attribute| attribute.value.to_string())
+}
+
+/// Everything the recording fakes below did, in order, across all of them (a test that shares
+/// one log between them asserts the order of effects: "soft delete, then produce, then remove").
+pub type OpLog = Arc<Mutex<Vec<String>>>;
+
+/// Locks `mutex`, ignoring poisoning (a test that panicked while holding it fails anyway).
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How a [`RecordingSink`] answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SinkMode {
+    /// Records and acknowledges every event.
+    #[default]
+    Accept,
+    /// The broker is down.
+    Unavailable,
+    /// The document does not fit its schema.
+    SchemaViolation,
+    /// The topic has no schema.
+    UnknownSubject,
+}
+
+/// An [`crate::events::EventSink`] that records what it accepts.
+#[derive(Debug, Default)]
+pub struct RecordingSink {
+    /// (topic, document) of every accepted event, in order.
+    pub sent: Mutex<Vec<(String, serde_json::Value)>>,
+    /// The `ce_id` of every accepted event, in order.
+    pub ids: Mutex<Vec<String>>,
+    /// How it answers.
+    pub mode: Mutex<SinkMode>,
+    /// Shared operation log.
+    pub log: OpLog,
+}
+
+impl RecordingSink {
+    /// Every accepted event.
+    pub fn events(&self) -> Vec<(String, serde_json::Value)> {
+        lock(&self.sent).clone()
+    }
+
+    /// The documents accepted for `topic`.
+    pub fn on(&self, topic: &str) -> Vec<serde_json::Value> {
+        self.events()
+            .into_iter()
+            .filter(|(t, _)| t == topic)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// Answers as `mode` from now on.
+    pub fn set_mode(&self, mode: SinkMode) {
+        *lock(&self.mode) = mode;
+    }
+}
+
+#[async_trait]
+impl crate::events::EventSink for RecordingSink {
+    async fn send_event(
+        &self,
+        topic: &str,
+        document: &serde_json::Value,
+        event_id: &str,
+    ) -> Result<(), crate::events::SinkError> {
+        use crate::events::SinkError;
+        match *lock(&self.mode) {
+            SinkMode::Accept => {
+                lock(&self.log).push(format!("produce {topic}"));
+                lock(&self.sent).push((topic.to_owned(), document.clone()));
+                lock(&self.ids).push(event_id.to_owned());
+                Ok(())
+            }
+            SinkMode::Unavailable => Err(SinkError::Unavailable("fake broker down".into())),
+            SinkMode::SchemaViolation => Err(SinkError::Schema(
+                "field `user_id`: required field is missing".into(),
+            )),
+            SinkMode::UnknownSubject => Err(SinkError::UnknownSubject(topic.to_owned())),
+        }
+    }
+}
+
+/// (method, key, bound content type, expiry) of one presigning call.
+pub type Presigned = (String, String, Option<String>, Duration);
+
+/// A [`crate::media::ObjectStore`] that records what it is asked and fails on demand.
+#[derive(Debug, Default)]
+pub struct RecordingObjectStore {
+    /// Every presigning call.
+    pub presigned: Mutex<Vec<Presigned>>,
+    /// Removed keys.
+    pub removed: Mutex<Vec<String>>,
+    /// (from, to) of every move.
+    pub moved: Mutex<Vec<(String, String)>>,
+    /// Presigning is refused (a setting out of range).
+    pub fail_presign: Mutex<bool>,
+    /// Removals fail for a while (the store is unreachable).
+    pub fail_remove: Mutex<bool>,
+    /// Removals are refused for good (403).
+    pub refuse_remove: Mutex<bool>,
+    /// What every move fails with, if anything.
+    pub move_result: Mutex<Option<crate::media::ObjectError>>,
+    /// A successful move reports that the destination already held the object.
+    pub already_moved: Mutex<bool>,
+    /// Shared operation log.
+    pub log: OpLog,
+}
+
+#[async_trait]
+impl crate::media::ObjectStore for RecordingObjectStore {
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        expires_in: Duration,
+    ) -> Result<String, crate::media::ObjectError> {
+        // Presigning is local: it only fails on a setting out of range, for good.
+        if *lock(&self.fail_presign) {
+            return Err(crate::media::ObjectError::Refused(
+                "expiry out of range".into(),
+            ));
+        }
+        lock(&self.presigned).push((
+            "PUT".into(),
+            key.into(),
+            Some(content_type.into()),
+            expires_in,
+        ));
+        Ok(format!("http://objects.test/media-uploads/{key}?sig=put"))
+    }
+
+    async fn presign_get(
+        &self,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<String, crate::media::ObjectError> {
+        if *lock(&self.fail_presign) {
+            return Err(crate::media::ObjectError::Refused(
+                "expiry out of range".into(),
+            ));
+        }
+        lock(&self.presigned).push(("GET".into(), key.into(), None, expires_in));
+        Ok(format!("http://objects.test/media-uploads/{key}?sig=get"))
+    }
+
+    async fn remove(&self, key: &str) -> Result<(), crate::media::ObjectError> {
+        lock(&self.log).push(format!("remove {key}"));
+        if *lock(&self.fail_remove) {
+            return Err(crate::media::ObjectError::Failed(
+                "connection refused".into(),
+            ));
+        }
+        if *lock(&self.refuse_remove) {
+            return Err(crate::media::ObjectError::Refused(
+                "AccessDenied (403)".into(),
+            ));
+        }
+        lock(&self.removed).push(key.into());
+        Ok(())
+    }
+
+    async fn move_object(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<crate::media::Moved, crate::media::ObjectError> {
+        lock(&self.moved).push((from.into(), to.into()));
+        match lock(&self.move_result).clone() {
+            Some(error) => Err(error),
+            None if *lock(&self.already_moved) => Ok(crate::media::Moved::AlreadyMoved),
+            None => Ok(crate::media::Moved::Copied),
+        }
+    }
+}
+
+/// A [`crate::media::MediaFiles`] over rows in memory, with the same ownership and soft-delete
+/// rules as the table.
+#[derive(Debug, Default)]
+pub struct RecordingMediaFiles {
+    /// Rows by (user, path).
+    pub rows: Mutex<std::collections::HashMap<(String, String), crate::media::FileRow>>,
+    /// Lookups fail (the database is unreachable).
+    pub fail_lookup: Mutex<bool>,
+    /// Soft deletes fail for a while.
+    pub fail_soft_delete: Mutex<bool>,
+    /// Soft deletes violate a constraint (refused for good).
+    pub refuse_soft_delete: Mutex<bool>,
+    /// (user, path) of every lookup.
+    pub lookups: Mutex<Vec<(String, String)>>,
+    /// Shared operation log.
+    pub log: OpLog,
+}
+
+impl RecordingMediaFiles {
+    /// Adds `user`'s active file at `path`.
+    pub fn insert(&self, user: &str, path: &str, name: &str, media_type: &str, size: i64) {
+        lock(&self.rows).insert(
+            (user.into(), path.into()),
+            crate::media::FileRow {
+                file_path: path.into(),
+                file_name: name.into(),
+                media_type: media_type.into(),
+                file_size: size,
+                status: crate::media::ACTIVE.into(),
+                deleted_by_request_id: None,
+            },
+        );
+    }
+
+    /// The status of `user`'s row at `path`.
+    pub fn status(&self, user: &str, path: &str) -> Option<String> {
+        lock(&self.rows)
+            .get(&(user.into(), path.into()))
+            .map(|row| row.status.clone())
+    }
+
+    /// The row of `user` at `path`.
+    pub fn row(&self, user: &str, path: &str) -> Option<crate::media::FileRow> {
+        lock(&self.rows).get(&(user.into(), path.into())).cloned()
+    }
+}
+
+#[async_trait]
+impl crate::media::MediaFiles for RecordingMediaFiles {
+    async fn lookup(
+        &self,
+        user_id: &str,
+        file_path: &str,
+    ) -> Result<Option<crate::media::FileRow>, crate::media::DbError> {
+        lock(&self.lookups).push((user_id.into(), file_path.into()));
+        if *lock(&self.fail_lookup) {
+            return Err(crate::media::DbError::unavailable(
+                "lookup",
+                "connection refused",
+            ));
+        }
+        Ok(lock(&self.rows)
+            .get(&(user_id.into(), file_path.into()))
+            .cloned())
+    }
+
+    async fn soft_delete(
+        &self,
+        user_id: &str,
+        file_path: &str,
+        request_id: &str,
+    ) -> Result<bool, crate::media::DbError> {
+        if *lock(&self.fail_soft_delete) {
+            return Err(crate::media::DbError::unavailable(
+                "soft delete",
+                "deadlock",
+            ));
+        }
+        if *lock(&self.refuse_soft_delete) {
+            return Err(crate::media::DbError::refused(
+                "soft delete",
+                "violates check constraint",
+            ));
+        }
+        lock(&self.log).push(format!("soft_delete {file_path}"));
+        let mut rows = lock(&self.rows);
+        match rows.get_mut(&(user_id.into(), file_path.into())) {
+            Some(row) if row.is_active() => {
+                row.status = "deleted".into();
+                row.deleted_by_request_id = Some(request_id.into());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }

@@ -14,11 +14,11 @@ use serde_json::{Map, Value, json};
 
 use super::JsonObject;
 use crate::auth::{AuthUser, WebhookCaller};
-use crate::edges::SinkError;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, IdempotencyKey, Outcome, Recorded};
 use crate::ratelimit::Route;
 use crate::state::AppState;
+use substrate::events::SinkError;
 
 /// `POST /webhooks/{key}`: published exactly as sent (the caller is the database itself).
 #[utoipa::path(post, path = "/webhooks/{key}", operation_id = "webhook", tag = "events",

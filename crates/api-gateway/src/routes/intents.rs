@@ -12,11 +12,11 @@ use serde_json::{Map, Value, json};
 use super::JsonObject;
 use crate::auth::AuthUser;
 use crate::domain;
-use crate::edges::SinkError;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, IdempotencyKey, Outcome, Recorded};
 use crate::ratelimit::Route;
 use crate::state::AppState;
+use substrate::events::SinkError;
 
 /// `POST /api/v1/media/upload-intent` → `internal.media.upload.intent` (by default).
 #[utoipa::path(post, path = "/api/v1/media/upload-intent", operation_id = "upload_intent", tag = "media",

@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use super::JsonObject;
 use crate::auth::AuthUser;
 use crate::domain;
-use crate::edges::{CreditOutcome, FileRecord};
+use substrate::media::{DeleteRetry, FileDeleted, FileRow};
+
+use crate::credits::CreditOutcome;
 use crate::error::{ApiError, ApiResult};
 use crate::ratelimit::Route;
 use crate::state::AppState;
@@ -42,11 +44,11 @@ pub async fn upload_url(
     // Sign first (local computation): if deduction then fails, no credit was spent.
     let upload_url = state
         .objects
-        .presign_put(&state.bucket, &file_path, &media_type, state.presign_expiry)
+        .presign_put(&file_path, &media_type, state.presign_expiry)
         .await
         .map_err(ApiError::unexpected)?;
     match state
-        .media
+        .credits
         .deduct_upload_credit(&user.user_id, &file_name, &request_id)
         .await
         .map_err(ApiError::unexpected)?
@@ -67,11 +69,11 @@ async fn owned_file(
     state: &AppState,
     user: &AuthUser,
     body: &serde_json::Map<String, Value>,
-) -> ApiResult<FileRecord> {
+) -> ApiResult<FileRow> {
     let file_path = domain::file_path(body)?;
     state
-        .media
-        .active_file(&user.user_id, &file_path)
+        .files
+        .active(&user.user_id, &file_path)
         .await
         .map_err(ApiError::unexpected)?
         .ok_or_else(|| ApiError::NotFound("Not found".into()))
@@ -96,7 +98,7 @@ pub async fn download_url(
     let file = owned_file(&state, &user, &body).await?;
     let download_url = state
         .objects
-        .presign_get(&state.bucket, &file.file_path, state.presign_expiry)
+        .presign_get(&file.file_path, state.presign_expiry)
         .await
         .map_err(ApiError::unexpected)?;
     let event = json!({
@@ -135,19 +137,18 @@ pub async fn delete(
 ) -> ApiResult<Json<Value>> {
     state.limits.check(&user.user_id, Route::LegacyDelete, 1)?;
     let file = owned_file(&state, &user, &body).await?;
-    state
-        .media
-        .soft_delete(&user.user_id, &file.file_path)
+    // The deletion's own identity, recorded on the row like the delete saga's request id.
+    let request_id = uuid::Uuid::new_v4().to_string();
+    if !state
+        .files
+        .soft_delete(&user.user_id, &file.file_path, &request_id)
         .await
-        .map_err(ApiError::unexpected)?;
-    let deleted = json!({
-        "user_id": user.user_id,
-        "file_path": file.file_path,
-        "file_name": file.file_name,
-        "media_type": file.media_type,
-        "file_size": file.file_size,
-        "delete_time": substrate::time::now_rfc3339(),
-    });
+        .map_err(ApiError::unexpected)?
+    {
+        // Another request deleted it since the lookup; that one announces it.
+        return Err(ApiError::NotFound("Not found".into()));
+    }
+    let deleted = to_document(&FileDeleted::now(&user.user_id, &file))?;
     // The row is already gone for the user; a notification failure is logged, not surfaced
     // (answering 500 would invite a retry that can only 404).
     if let Err(error) = state
@@ -157,22 +158,18 @@ pub async fn delete(
     {
         tracing::error!(%error, file_path = %file.file_path, "delete notification not published");
     }
-    if let Err(error) = state.objects.remove(&state.bucket, &file.file_path).await {
+    if let Err(error) = state.objects.remove(&file.file_path).await {
         tracing::warn!(%error, file_path = %file.file_path, "object removal failed; scheduling a retry");
-        let retry = json!({
-            "user_id": user.user_id,
-            "file_path": file.file_path,
-            "file_name": file.file_name,
-            "media_type": file.media_type,
-            "file_size": file.file_size,
-            "request_id": uuid::Uuid::new_v4().to_string(),
-            "retry_count": 0,
-            "failed_at": substrate::time::now_rfc3339(),
-        });
+        let retry = to_document(&DeleteRetry::first(&user.user_id, &file, &request_id))?;
         if let Err(error) = state.events.send(&state.topics.delete_retry, &retry).await {
             // Last resort: the bucket's lifecycle rules and operators see this log line.
             tracing::error!(%error, file_path = %file.file_path, "object removal could not be scheduled");
         }
     }
     Ok(Json(json!({ "success": true })))
+}
+
+/// An event as the JSON document the sink encodes.
+fn to_document(event: &impl serde::Serialize) -> ApiResult<Value> {
+    serde_json::to_value(event).map_err(ApiError::unexpected)
 }

@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use api_gateway::auth::JwtVerifier;
 use api_gateway::configuration::AuthSettings;
-use api_gateway::edges::{
-    CreditOutcome, EventSink, FileRecord, MediaStore, ObjectStore, SinkError, StorageError,
-    StoreError,
-};
+use api_gateway::credits::{CreditLedger, CreditOutcome};
+use api_gateway::error::StoreError;
 use api_gateway::idempotency::{Claim, IdempotencyStore, Recorded, Scope};
 use api_gateway::ratelimit::{Limit, RateLimitSettings, RateLimiter};
 use api_gateway::routes_config::{RouteTable, Routes};
@@ -17,113 +15,43 @@ use api_gateway::state::AppState;
 use async_trait::async_trait;
 use axum::Router;
 use secrecy::SecretString;
-use serde_json::Value;
 use substrate::health::Readiness;
 
 pub const JWT_SECRET: &str = "test-jwt-secret-with-at-least-32-characters";
 pub const WEBHOOK_SECRET: &str = "super-secret-webhook-key";
 pub const ROUTES: &str = "webhookRoutes:\n  login: public.identity.login.events\n  signup: public.identity.signup.events\n  signout: public.identity.signout.events\nexternalRoutes:\n  message: public.user.message.events\n";
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub use substrate::testing::{
+    RecordingMediaFiles as FakeFiles, RecordingObjectStore as FakeObjects,
+    RecordingSink as FakeSink, SinkMode, lock,
+};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SinkMode {
-    Accept,
-    Unavailable,
-    SchemaViolation,
-    UnknownSubject,
-}
-
-#[derive(Debug)]
-pub struct FakeSink {
-    pub sent: Mutex<Vec<(String, Value)>>,
-    /// The `ce_id` of each accepted event, in order.
-    pub ids: Mutex<Vec<String>>,
-    pub mode: Mutex<SinkMode>,
-}
-
-impl FakeSink {
-    pub fn events(&self) -> Vec<(String, Value)> {
-        lock(&self.sent).clone()
-    }
-    pub fn on(&self, topic: &str) -> Vec<Value> {
-        self.events()
-            .into_iter()
-            .filter(|(t, _)| t == topic)
-            .map(|(_, v)| v)
-            .collect()
-    }
-}
-
-#[async_trait]
-impl EventSink for FakeSink {
-    async fn send_event(
-        &self,
-        topic: &str,
-        document: &Value,
-        event_id: &str,
-    ) -> Result<(), SinkError> {
-        match *lock(&self.mode) {
-            SinkMode::Accept => {
-                lock(&self.sent).push((topic.to_owned(), document.clone()));
-                lock(&self.ids).push(event_id.to_owned());
-                Ok(())
-            }
-            SinkMode::Unavailable => Err(SinkError::Unavailable("fake broker down".into())),
-            SinkMode::SchemaViolation => Err(SinkError::Schema(
-                "field `user_id`: required field is missing".into(),
-            )),
-            SinkMode::UnknownSubject => Err(SinkError::UnknownSubject(topic.to_owned())),
-        }
-    }
-}
-
+/// The credit ledger in memory: balances by user, and every deduction.
 #[derive(Debug, Default)]
-pub struct FakeMedia {
+pub struct FakeCredits {
     pub balances: Mutex<HashMap<String, i64>>,
-    pub files: Mutex<Vec<(String, FileRecord, bool)>>,
-    pub fail_reads: Mutex<bool>,
-    pub fail_soft_delete: Mutex<bool>,
     pub deductions: Mutex<Vec<(String, String)>>,
+    /// The database is unreachable.
+    pub fail: Mutex<bool>,
 }
 
-impl FakeMedia {
+impl FakeCredits {
     pub fn with_balance(self, user: &str, balance: i64) -> Self {
         lock(&self.balances).insert(user.to_owned(), balance);
         self
     }
-    pub fn with_file(self, user: &str, path: &str) -> Self {
-        lock(&self.files).push((
-            user.to_owned(),
-            FileRecord {
-                file_path: path.to_owned(),
-                file_name: "photo.jpg".into(),
-                media_type: "image/jpeg".into(),
-                file_size: 999_999,
-            },
-            true,
-        ));
-        self
-    }
-    pub fn active(&self, user: &str, path: &str) -> bool {
-        lock(&self.files)
-            .iter()
-            .any(|(u, f, active)| u == user && f.file_path == path && *active)
-    }
 }
 
 #[async_trait]
-impl MediaStore for FakeMedia {
+impl CreditLedger for FakeCredits {
     async fn deduct_upload_credit(
         &self,
         user_id: &str,
         file_name: &str,
         _request_id: &str,
     ) -> Result<CreditOutcome, StoreError> {
-        if *lock(&self.fail_reads) {
-            return Err(StoreError("connection refused".into()));
+        if *lock(&self.fail) {
+            return Err(StoreError::new("credit deduction", "connection refused"));
         }
         let mut balances = lock(&self.balances);
         let balance = balances.entry(user_id.to_owned()).or_insert(0);
@@ -133,95 +61,6 @@ impl MediaStore for FakeMedia {
         *balance -= 1;
         lock(&self.deductions).push((user_id.to_owned(), file_name.to_owned()));
         Ok(CreditOutcome::Deducted)
-    }
-
-    async fn active_file(
-        &self,
-        user_id: &str,
-        file_path: &str,
-    ) -> Result<Option<FileRecord>, StoreError> {
-        if *lock(&self.fail_reads) {
-            return Err(StoreError("connection refused".into()));
-        }
-        Ok(lock(&self.files)
-            .iter()
-            .find(|(u, f, active)| u == user_id && f.file_path == file_path && *active)
-            .map(|(_, f, _)| f.clone()))
-    }
-
-    async fn soft_delete(&self, user_id: &str, file_path: &str) -> Result<bool, StoreError> {
-        if *lock(&self.fail_soft_delete) {
-            return Err(StoreError("deadlock detected".into()));
-        }
-        let mut changed = false;
-        for (u, f, active) in lock(&self.files).iter_mut() {
-            if u == user_id && f.file_path == file_path && *active {
-                *active = false;
-                changed = true;
-            }
-        }
-        Ok(changed)
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct FakeObjects {
-    pub presigned: Mutex<Vec<(String, String, String, Duration)>>,
-    pub removed: Mutex<Vec<(String, String)>>,
-    pub content_types: Mutex<Vec<String>>,
-    pub fail_presign: Mutex<bool>,
-    pub fail_remove: Mutex<bool>,
-}
-
-impl FakeObjects {
-    fn presign(
-        &self,
-        method: &str,
-        bucket: &str,
-        key: &str,
-        expires: Duration,
-    ) -> Result<String, StorageError> {
-        if *lock(&self.fail_presign) {
-            return Err(StorageError("signing failed".into()));
-        }
-        lock(&self.presigned).push((
-            method.to_owned(),
-            bucket.to_owned(),
-            key.to_owned(),
-            expires,
-        ));
-        Ok(format!(
-            "http://objects.test/{bucket}/{key}?X-Amz-Signature=fake&method={method}"
-        ))
-    }
-}
-
-#[async_trait]
-impl ObjectStore for FakeObjects {
-    async fn presign_put(
-        &self,
-        bucket: &str,
-        key: &str,
-        content_type: &str,
-        expires_in: Duration,
-    ) -> Result<String, StorageError> {
-        lock(&self.content_types).push(content_type.to_owned());
-        self.presign("PUT", bucket, key, expires_in)
-    }
-    async fn presign_get(
-        &self,
-        bucket: &str,
-        key: &str,
-        expires_in: Duration,
-    ) -> Result<String, StorageError> {
-        self.presign("GET", bucket, key, expires_in)
-    }
-    async fn remove(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        if *lock(&self.fail_remove) {
-            return Err(StorageError("no route to host".into()));
-        }
-        lock(&self.removed).push((bucket.to_owned(), key.to_owned()));
-        Ok(())
     }
 }
 
@@ -240,7 +79,7 @@ pub struct FakeKeys {
 impl IdempotencyStore for FakeKeys {
     async fn claim(&self, scope: &Scope, fingerprint: &str) -> Result<Claim, StoreError> {
         if *lock(&self.unavailable) {
-            return Err(StoreError("connection refused".into()));
+            return Err(StoreError::new("idempotency key", "connection refused"));
         }
         let id = (
             scope.user_id.clone(),
@@ -302,7 +141,8 @@ impl IdempotencyStore for FakeKeys {
 pub struct Harness {
     pub sink: Arc<FakeSink>,
     pub keys: Arc<FakeKeys>,
-    pub media: Arc<FakeMedia>,
+    pub credits: Arc<FakeCredits>,
+    pub files: Arc<FakeFiles>,
     pub objects: Arc<FakeObjects>,
     pub router: Router,
 }
@@ -310,9 +150,8 @@ pub struct Harness {
 pub struct Options {
     pub jwt_secret: Option<&'static str>,
     pub webhook_secret: Option<&'static str>,
-    pub bucket: &'static str,
     pub expiry_secs: u64,
-    pub media: FakeMedia,
+    pub credits: FakeCredits,
     pub rate_limits: RateLimitSettings,
     pub batch_max_events: usize,
 }
@@ -322,9 +161,8 @@ impl Default for Options {
         Self {
             jwt_secret: Some(JWT_SECRET),
             webhook_secret: Some(WEBHOOK_SECRET),
-            bucket: "media-uploads",
             expiry_secs: 900,
-            media: FakeMedia::default(),
+            credits: FakeCredits::default(),
             // Off: only the tests about limits set them.
             rate_limits: RateLimitSettings {
                 events: Limit::default(),
@@ -338,12 +176,9 @@ impl Default for Options {
 
 impl Harness {
     pub fn new(options: Options) -> Self {
-        let sink = Arc::new(FakeSink {
-            sent: Mutex::default(),
-            ids: Mutex::default(),
-            mode: Mutex::new(SinkMode::Accept),
-        });
-        let media = Arc::new(options.media);
+        let sink = Arc::new(FakeSink::default());
+        let credits = Arc::new(options.credits);
+        let files = Arc::new(FakeFiles::default());
         let keys = Arc::new(FakeKeys::default());
         let objects = Arc::new(FakeObjects::default());
         let auth = AuthSettings {
@@ -351,15 +186,15 @@ impl Harness {
             ..AuthSettings::default()
         };
         let state = AppState {
-            jwt: Arc::new(JwtVerifier::new(&auth).unwrap_or_else(|e| panic!("{e}"))),
+            jwt: Arc::new(JwtVerifier::new(&auth).unwrap()),
             webhook_secret: options
                 .webhook_secret
                 .map(|s| Arc::new(SecretString::from(s))),
-            routes: Routes::fixed(RouteTable::parse(ROUTES).unwrap_or_else(|e| panic!("{e}"))),
+            routes: Routes::fixed(RouteTable::parse(ROUTES).unwrap()),
             events: sink.clone(),
-            media: media.clone(),
+            credits: credits.clone(),
+            files: files.clone(),
             objects: objects.clone(),
-            bucket: Arc::from(options.bucket),
             presign_expiry: Duration::from_secs(options.expiry_secs),
             topics: Arc::new(api_gateway::configuration::Topics::default()),
             idempotency: keys.clone(),
@@ -375,13 +210,14 @@ impl Harness {
         Self {
             sink,
             keys,
-            media,
+            credits,
+            files,
             objects,
             router,
         }
     }
 
     pub fn sink_mode(&self, mode: SinkMode) {
-        *lock(&self.sink.mode) = mode;
+        self.sink.set_mode(mode);
     }
 }

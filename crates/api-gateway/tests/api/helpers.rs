@@ -75,8 +75,7 @@ impl Env {
     /// Creates a unique topic for each contract topic and registers its `.avsc` there.
     pub async fn new(contracts: &[&str]) -> Self {
         let stack = TestStack::from_env();
-        let registry =
-            Arc::new(SchemaRegistry::new(&stack.registry).unwrap_or_else(|e| panic!("{e}")));
+        let registry = Arc::new(SchemaRegistry::new(&stack.registry).unwrap());
         let mut topics = HashMap::new();
         for contract in contracts {
             let topic = unique(&format!("gw.{contract}"));
@@ -90,7 +89,7 @@ impl Env {
             topics.insert((*contract).to_owned(), topic);
         }
         let routes_dir = std::env::temp_dir().join(unique("gw-routes"));
-        std::fs::create_dir_all(&routes_dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(&routes_dir).unwrap();
         Self {
             codec: AvroCodec::new(registry),
             stack,
@@ -126,7 +125,7 @@ impl Env {
         if let Some(topic) = self.topics.get("public.user.message.events") {
             text.push_str(&format!("  message: {topic}\n"));
         }
-        std::fs::write(self.routes_file(), text).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(self.routes_file(), text).unwrap();
     }
 
     /// Gateway settings for this environment on a free port.
@@ -191,7 +190,7 @@ pub async fn spawn_app(settings: Settings) -> TestApp {
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .unwrap_or_else(|e| panic!("{e}")),
+            .unwrap(),
         shutdown,
     }
 }

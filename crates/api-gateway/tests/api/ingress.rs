@@ -5,8 +5,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 
+use crate::client::{Reply, bearer, send};
 use crate::fakes::{Harness, Options, SinkMode};
-use crate::handlers::{Reply, bearer, send};
 
 async fn post(h: &Harness, path: &str, user: &str, key: Option<&str>, body: &Value) -> Reply {
     let mut request = Request::builder()
@@ -19,9 +19,7 @@ async fn post(h: &Harness, path: &str, user: &str, key: Option<&str>, body: &Val
     if let Some(key) = key {
         request = request.header("idempotency-key", key);
     }
-    let request = request
-        .body(Body::from(body.to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let request = request.body(Body::from(body.to_string())).unwrap();
     send(h, request).await
 }
 

@@ -139,10 +139,8 @@ async fn jwks_server(keys: Arc<Mutex<Value>>) -> String {
     async fn serve(State(keys): State<Arc<Mutex<Value>>>) -> axum::Json<Value> {
         axum::Json(keys.lock().map(|k| k.clone()).unwrap_or_default())
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
     let router = Router::new()
         .route("/jwks.json", get(serve))
         .with_state(keys);
@@ -252,19 +250,18 @@ async fn a_configmap_style_swap_of_routes_yaml_takes_effect_without_restart() {
     let dir = &env.routes_dir;
     let write_version = |name: &str, text: &str| {
         let version = dir.join(name);
-        std::fs::create_dir_all(&version).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(version.join("routes.yaml"), text).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(&version).unwrap();
+        std::fs::write(version.join("routes.yaml"), text).unwrap();
     };
     let swap_data = |target: &str| {
         let tmp = dir.join("..data_tmp");
         let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(target, &tmp).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::rename(&tmp, dir.join("..data")).unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink(target, &tmp).unwrap();
+        std::fs::rename(&tmp, dir.join("..data")).unwrap();
     };
     write_version("..v1", "externalRoutes: {}\n");
     swap_data("..v1");
-    std::os::unix::fs::symlink(Path::new("..data/routes.yaml"), env.routes_file())
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(Path::new("..data/routes.yaml"), env.routes_file()).unwrap();
     let app = spawn_app(env.settings()).await;
     let body = json!({"user_id":"x","email":"e","message":"m","timestamp":"t"});
     assert_eq!(
@@ -314,7 +311,7 @@ fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
 }
 
 impl Broker {
@@ -392,12 +389,12 @@ async fn with_the_broker_down_requests_get_503_and_nothing_acknowledged_is_lost(
         env!("CARGO_MANIFEST_DIR"),
         "/../../avro/public/user/message.events.avsc"
     ))
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     env.codec
         .registry()
         .register_for_topic(&topic, &schema)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     env.topics
         .insert("public.user.message.events".into(), topic.clone());
     env.write_default_routes();
@@ -478,7 +475,7 @@ async fn legacy_routes_spend_credits_atomically_and_delete_for_real() {
     .bind(user)
     .execute(&db.pool)
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let path = format!("files/{user}/{}/doc.pdf", unique("f"));
     sqlx::query(
         "insert into public.media_files (user_id, file_name, file_path, file_size, media_type, upload_time)
@@ -488,7 +485,7 @@ async fn legacy_routes_spend_credits_atomically_and_delete_for_real() {
     .bind(&path)
     .execute(&db.pool)
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let mut settings = env.settings();
     settings.postgres.url = secrecy::SecretString::from(db.url.clone());
     let app = spawn_app(settings).await;
@@ -511,7 +508,7 @@ async fn legacy_routes_spend_credits_atomically_and_delete_for_real() {
     .bind(user)
     .fetch_one(&db.pool)
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(balance, 0, "one credit bought one upload");
     let notified: Vec<String> = sqlx::query_scalar(
         "select payload from public.user_notifications
@@ -520,10 +517,9 @@ async fn legacy_routes_spend_credits_atomically_and_delete_for_real() {
     .bind(user)
     .fetch_all(&db.pool)
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(notified.len(), 1, "one balance notification per spend");
-    let payload: serde_json::Value =
-        serde_json::from_str(&notified[0]).unwrap_or_else(|e| panic!("{e}"));
+    let payload: serde_json::Value = serde_json::from_str(&notified[0]).unwrap();
     assert_eq!(
         (
             &payload["amount"],
@@ -542,7 +538,7 @@ async fn legacy_routes_spend_credits_atomically_and_delete_for_real() {
             .bind(&path)
             .fetch_one(&db.pool)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     assert_eq!(status, "deleted");
     assert_eq!(
         app.post("/api/v1/media/delete", &auth(user), &file).await.0,
@@ -564,30 +560,30 @@ async fn https_jwks_server(keys: Value, dir: &Path) -> (String, String) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
-    let ca_key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name
         .push(DnType::CommonName, "event-substrate test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap_or_else(|e| panic!("{e}"));
-    let server_key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let server_key = KeyPair::generate().unwrap();
     let server_cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .signed_by(&server_key, &ca_cert, &ca_key)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, ca_cert.pem()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
 
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .with_no_client_auth()
         .with_single_cert(
             vec![server_cert.der().clone()],
             rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let router = Router::new().route(
         "/jwks.json",
@@ -596,10 +592,8 @@ async fn https_jwks_server(keys: Value, dir: &Path) -> (String, String) {
             async move { axum::Json(keys) }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let (acceptor, router) = (acceptor.clone(), router.clone());
@@ -625,7 +619,7 @@ async fn an_https_jwks_is_trusted_through_the_configured_ca_and_readiness_waits_
     let env = Env::new(&["public.user.message.events"]).await;
     env.write_default_routes();
     let dir = std::env::temp_dir().join(unique("jwks-tls"));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&dir).unwrap();
     let (url, ca_file) = https_jwks_server(json!({"keys": [jwk("a", "k1")]}), &dir).await;
     let body = json!({"user_id":"x","email":"e","message":"m","timestamp":"t"});
     let es = vec![(
@@ -666,7 +660,7 @@ async fn an_https_jwks_is_trusted_through_the_configured_ca_and_readiness_waits_
         .get(format!("{}/readyz", app.address))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(readiness.status(), 503);
     let report: Value = readiness.json().await.unwrap_or_default();
     assert!(
@@ -729,7 +723,7 @@ async fn a_keyed_retry_after_a_gateway_restart_gets_the_first_answer_and_produce
     .bind(user)
     .fetch_one(&db.pool)
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(stored, 1);
 }
 

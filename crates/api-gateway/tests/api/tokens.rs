@@ -23,7 +23,7 @@ pub fn hs256_with(claims: &Value, secret: &str) -> String {
         claims,
         &EncodingKey::from_secret(secret.as_bytes()),
     )
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap()
 }
 
 pub fn token(sub: &str) -> String {
@@ -46,8 +46,8 @@ pub fn es256(key: &str, kid: Option<&str>, claims: &Value) -> String {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = kid.map(str::to_owned);
     let pem = fixture(&format!("es256-{key}.pk8.pem"));
-    let encoding = EncodingKey::from_ec_pem(pem.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-    encode(&header, claims, &encoding).unwrap_or_else(|e| panic!("{e}"))
+    let encoding = EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
+    encode(&header, claims, &encoding).unwrap()
 }
 
 /// The JWKS document for fixture key `key` under `kid`.

@@ -9,11 +9,10 @@
 //! deleted records no request; if its `FileDeleted` is among the outcomes published before this
 //! start ([`crate::announced`]), the intent was answered then and only the removal is repeated.
 
-use serde_json::json;
 use substrate::kafka::HandlerError;
+use substrate::media::{DeleteRetry, FileDeleted, FileRow};
 
 use super::{Deps, PathIntent, db_failure};
-use crate::edges::FileRow;
 use crate::fields::{self, Fields};
 
 /// Handles one delete intent.
@@ -52,22 +51,13 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
             "deletion already announced before this start; only the removal is repeated"
         );
     } else {
-        announce(deps, user_id, file_path, &row).await?;
+        announce(deps, user_id, &row).await?;
     }
     if let Err(error) = deps.storage.remove(file_path).await {
         tracing::warn!(%error, file_path, "object removal failed; scheduling a retry");
         deps.emit(
             &deps.topics.delete_retry,
-            json!({
-                "user_id": user_id,
-                "file_path": file_path,
-                "file_name": row.file_name,
-                "media_type": row.media_type,
-                "file_size": row.file_size,
-                "request_id": request_id,
-                "retry_count": 0,
-                "failed_at": substrate::time::now_rfc3339(),
-            }),
+            DeleteRetry::first(user_id, &row, request_id),
         )
         .await?;
     }
@@ -75,24 +65,9 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
 }
 
 /// Publishes `FileDeleted`: the user's view changes before storage does.
-async fn announce(
-    deps: &Deps,
-    user_id: &str,
-    file_path: &str,
-    row: &FileRow,
-) -> Result<(), HandlerError> {
-    deps.emit(
-        &deps.topics.delete_events,
-        json!({
-            "user_id": user_id,
-            "file_path": file_path,
-            "file_name": row.file_name,
-            "media_type": row.media_type,
-            "file_size": row.file_size,
-            "delete_time": substrate::time::now_rfc3339(),
-        }),
-    )
-    .await
+async fn announce(deps: &Deps, user_id: &str, row: &FileRow) -> Result<(), HandlerError> {
+    deps.emit(&deps.topics.delete_events, FileDeleted::now(user_id, row))
+        .await
 }
 
 /// The row this request deletes: soft-deletes it when active; returns it again when this same
@@ -113,7 +88,7 @@ async fn owned_row(
         else {
             return Ok(None);
         };
-        if row.status == "active" {
+        if row.is_active() {
             if deps
                 .files
                 .soft_delete(user_id, file_path, request_id)

@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use substrate::kafka::HandlerError;
+use substrate::media::DeleteRetry;
 
 use super::Deps;
 use crate::fields::{self, Fields};
@@ -74,16 +75,17 @@ pub async fn handle_at(
     };
     if retry_count < deps.media.delete_max_retries {
         tracing::warn!(%error, file_path, retry_count, "removal failed again; retrying later");
-        deps.emit(
-            &deps.topics.delete_retry,
-            json!({
-                "user_id": user_id, "file_path": file_path, "file_name": file_name,
-                "media_type": media_type, "file_size": file_size, "request_id": request_id,
-                "retry_count": retry_count + 1,
-                "failed_at": substrate::time::now_rfc3339(),
-            }),
-        )
-        .await
+        let this = DeleteRetry {
+            user_id: user_id.to_owned(),
+            file_path: file_path.to_owned(),
+            file_name: file_name.to_owned(),
+            media_type: media_type.to_owned(),
+            file_size,
+            request_id: request_id.to_owned(),
+            retry_count: i32::try_from(retry_count).unwrap_or(i32::MAX),
+            failed_at: String::new(),
+        };
+        deps.emit(&deps.topics.delete_retry, this.next()).await
     } else {
         tracing::error!(%error, file_path, retry_count, "removal failed for good; dead-lettering");
         deps.emit(

@@ -31,12 +31,14 @@ use substrate::kafka::{HandlerError, InboundMessage, MessageHandler};
 
 use crate::announced::Announced;
 use crate::configuration::{MediaSettings, Topics};
-use crate::edges::{DbError, EventSink, MediaFiles, ObjectStore, SinkError, StorageError};
 use crate::fields::Fields;
+use serde::Serialize;
+use substrate::events::{EventSink, SinkError};
+use substrate::media::{DbError, MediaFiles, ObjectError, ObjectStore};
 
 /// An object-store failure as the loop should treat it: a refusal is permanent, anything else
 /// retryable.
-pub fn storage_failure(error: StorageError) -> HandlerError {
+pub fn storage_failure(error: ObjectError) -> HandlerError {
     if error.is_permanent() {
         HandlerError::permanent(error)
     } else {
@@ -47,7 +49,7 @@ pub fn storage_failure(error: StorageError) -> HandlerError {
 /// A database failure as the loop should treat it: a refused statement is permanent, an outage
 /// retryable.
 pub fn db_failure(error: DbError) -> HandlerError {
-    if error.permanent {
+    if error.is_permanent() {
         HandlerError::permanent(error)
     } else {
         HandlerError::retryable(error)
@@ -74,7 +76,12 @@ pub struct Deps {
 impl Deps {
     /// Publishes an outcome event. An outage is retryable; an event that does not fit its
     /// schema is a bug in this service, so it is permanent (dead-lettered, not retried forever).
-    pub async fn emit(&self, topic: &str, event: Value) -> Result<(), HandlerError> {
+    pub async fn emit(
+        &self,
+        topic: &str,
+        event: impl Serialize + Send,
+    ) -> Result<(), HandlerError> {
+        let event = serde_json::to_value(event).map_err(HandlerError::permanent)?;
         self.events
             .send(topic, &event)
             .await

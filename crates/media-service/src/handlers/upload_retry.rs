@@ -12,8 +12,8 @@ use serde_json::json;
 use substrate::kafka::HandlerError;
 
 use super::{Deps, storage_failure};
-use crate::edges::{Moved, StorageError};
 use crate::fields::{self, Fields};
+use substrate::media::{Moved, ObjectError};
 
 /// Handles one move retry.
 pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
@@ -38,7 +38,7 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
     }
     let moved = match deps.storage.move_object(file_path, permanent_path).await {
         Ok(moved) => moved,
-        Err(StorageError::NotFound(_)) => {
+        Err(ObjectError::NotFound(_)) => {
             return Err(HandlerError::permanent(format!(
                 "{file_path} is gone and {permanent_path} does not exist"
             )));

@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use media_service::announced::Announced;
 use media_service::configuration::MediaSettings;
-use media_service::edges::StorageError;
 use media_service::handlers::{
     delete, delete_retry, download_signing, expired_cleanup, upload_retry, upload_signing,
 };
 use serde_json::{Value, json};
 use substrate::kafka::HandlerError;
+use substrate::media::ObjectError as StorageError;
 
-use crate::fakes::{Kit, fields, lock};
+use crate::fakes::{Kit, SinkMode, fields, insert_video, lock};
 
 fn is_rfc3339(value: &Value) -> bool {
     value
@@ -209,7 +209,7 @@ async fn upload_signing_failures_produce_nothing_and_only_outages_are_retried() 
     assert!(kit.sink.events().is_empty());
 
     let kit = Kit::new();
-    *lock(&kit.sink.fail) = true;
+    kit.sink.set_mode(SinkMode::Unavailable);
     assert!(retryable(
         &upload_signing::handle(&kit.deps, &fields(approved())).await
     ));
@@ -274,7 +274,7 @@ async fn download_signing_signs_the_owners_active_file() {
         download_url_expiry_secs: 7200,
         ..MediaSettings::default()
     });
-    kit.files.insert("user-1", "files/user-1/abc/doc.pdf", 10);
+    insert_video(&kit.files, "user-1", "files/user-1/abc/doc.pdf", 10);
     assert!(
         download_signing::handle(&kit.deps, &fields(download_intent()))
             .await
@@ -321,7 +321,7 @@ async fn download_signing_rejections() {
     for (owner, status) in [("someone-else", "active"), ("user-1", "deleted"), ("", "")] {
         let kit = Kit::new();
         if !owner.is_empty() {
-            kit.files.insert(owner, "files/user-1/abc/doc.pdf", 10);
+            insert_video(&kit.files, owner, "files/user-1/abc/doc.pdf", 10);
             if status == "deleted" {
                 lock(&kit.files.rows)
                     .values_mut()
@@ -341,7 +341,7 @@ async fn download_signing_rejections() {
         assert!(lock(&kit.storage.presigned).is_empty());
     }
     let kit = Kit::new();
-    kit.files.insert("user-1", "files/user-1/abc/doc.pdf", 10);
+    insert_video(&kit.files, "user-1", "files/user-1/abc/doc.pdf", 10);
     *lock(&kit.storage.fail_presign) = true;
     assert!(
         download_signing::handle(&kit.deps, &fields(download_intent()))
@@ -366,8 +366,8 @@ async fn download_signing_errors_and_validation() {
     assert!(kit.sink.events().is_empty());
 
     let kit = Kit::new();
-    kit.files.insert("user-1", "files/user-1/abc/doc.pdf", 10);
-    *lock(&kit.sink.fail) = true;
+    insert_video(&kit.files, "user-1", "files/user-1/abc/doc.pdf", 10);
+    kit.sink.set_mode(SinkMode::Unavailable);
     assert!(retryable(
         &download_signing::handle(&kit.deps, &fields(download_intent())).await
     ));
@@ -419,8 +419,7 @@ fn delete_intent(request: &str) -> Value {
 #[tokio::test]
 async fn delete_soft_deletes_then_notifies_then_removes() {
     let kit = Kit::new();
-    kit.files
-        .insert("user-1", "files/user-1/abc/video.mp4", 999_999);
+    insert_video(&kit.files, "user-1", "files/user-1/abc/video.mp4", 999_999);
     assert!(
         delete::handle(&kit.deps, &fields(delete_intent("r1")))
             .await
@@ -480,7 +479,7 @@ async fn delete_of_a_missing_file_is_rejected_without_side_effects() {
 #[tokio::test]
 async fn delete_is_idempotent_per_request() {
     let kit = Kit::new();
-    kit.files.insert("user-1", "files/user-1/abc/video.mp4", 5);
+    insert_video(&kit.files, "user-1", "files/user-1/abc/video.mp4", 5);
     assert!(
         delete::handle(&kit.deps, &fields(delete_intent("r1")))
             .await
@@ -513,7 +512,7 @@ async fn delete_is_idempotent_per_request() {
 
 /// A row of user-1 already soft-deleted, by `request` or (None) by the Go service.
 fn deleted_row(kit: &Kit, path: &str, request: Option<&str>) {
-    kit.files.insert("user-1", path, 5);
+    insert_video(&kit.files, "user-1", path, 5);
     if let Some(row) = lock(&kit.files.rows).get_mut(&("user-1".into(), path.into())) {
         row.status = "deleted".into();
         row.deleted_by_request_id = request.map(str::to_owned);
@@ -585,8 +584,12 @@ async fn a_redelivered_delete_whose_event_was_published_only_removes_again() {
 #[tokio::test]
 async fn a_failed_removal_schedules_retry_zero_after_the_notification() {
     let kit = Kit::new();
-    kit.files
-        .insert("user-1", "files/user-1/abc/video.mp4", 50_000_000);
+    insert_video(
+        &kit.files,
+        "user-1",
+        "files/user-1/abc/video.mp4",
+        50_000_000,
+    );
     *lock(&kit.storage.fail_remove) = true;
     assert!(
         delete::handle(&kit.deps, &fields(delete_intent("r1")))
@@ -624,7 +627,7 @@ async fn delete_failures_are_retryable_and_stop_the_saga_where_they_happen() {
     assert!(kit.sink.events().is_empty() && lock(&kit.storage.removed).is_empty());
 
     let kit = Kit::new();
-    kit.files.insert("user-1", "files/user-1/abc/video.mp4", 5);
+    insert_video(&kit.files, "user-1", "files/user-1/abc/video.mp4", 5);
     *lock(&kit.files.fail_soft_delete) = true;
     assert!(retryable(
         &delete::handle(&kit.deps, &fields(delete_intent("r1"))).await
@@ -632,8 +635,8 @@ async fn delete_failures_are_retryable_and_stop_the_saga_where_they_happen() {
     assert!(kit.sink.events().is_empty() && lock(&kit.storage.removed).is_empty());
 
     let kit = Kit::new();
-    kit.files.insert("user-1", "files/user-1/abc/video.mp4", 5);
-    *lock(&kit.sink.fail) = true;
+    insert_video(&kit.files, "user-1", "files/user-1/abc/video.mp4", 5);
+    kit.sink.set_mode(SinkMode::Unavailable);
     assert!(retryable(
         &delete::handle(&kit.deps, &fields(delete_intent("r1"))).await
     ));
@@ -957,7 +960,7 @@ async fn refusals_of_the_store_and_the_database_are_permanent_and_outages_retrya
 
     // The database refusing the soft delete (a constraint) is permanent; nothing is announced.
     let kit = Kit::new();
-    kit.files.insert("user-1", "files/user-1/abc/video.mp4", 5);
+    insert_video(&kit.files, "user-1", "files/user-1/abc/video.mp4", 5);
     *lock(&kit.files.refuse_soft_delete) = true;
     let result = delete::handle(&kit.deps, &fields(delete_intent("r1"))).await;
     assert!(permanent(&result), "{result:?}");

@@ -9,7 +9,7 @@ use serde_json::json;
 use substrate::avro::{AvroCodec, RegistrySettings, SchemaRegistry};
 use substrate::kafka::{HandlerError, StartAt};
 
-use crate::fakes::{Kit, fields, lock};
+use crate::fakes::{Kit, fields, insert_video, lock};
 
 #[test]
 fn defaults_match_the_original_configuration() {
@@ -61,15 +61,14 @@ fn defaults_match_the_original_configuration() {
 
 fn router(kit: &Kit) -> MediaRouter {
     // Dispatch works on decoded events; the codec is never asked here.
-    let registry =
-        SchemaRegistry::new(&RegistrySettings::default()).unwrap_or_else(|e| panic!("{e}"));
+    let registry = SchemaRegistry::new(&RegistrySettings::default()).unwrap();
     MediaRouter::new(AvroCodec::new(Arc::new(registry)), kit.deps.clone())
 }
 
 #[tokio::test]
 async fn each_topic_reaches_its_own_handler() {
     let kit = Kit::new();
-    kit.files.insert("u", "files/u/1/a.jpg", 1);
+    insert_video(&kit.files, "u", "files/u/1/a.jpg", 1);
     let router = router(&kit);
     let topics = kit.deps.topics.clone();
     let cases = [

@@ -26,12 +26,12 @@ fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
 }
 
 /// The local object store binary, built by the workspace test run.
 fn objectstore_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let exe = std::env::current_exe().unwrap();
     let dir = exe
         .parent()
         .and_then(|deps| deps.parent())
@@ -75,7 +75,7 @@ impl Store {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         self.child = Some(child);
     }
 
@@ -154,8 +154,7 @@ impl Fixture {
     /// leave history behind first).
     async fn prepare(retry_base_ms: u64) -> Self {
         let stack = TestStack::from_env();
-        let registry =
-            Arc::new(SchemaRegistry::new(&stack.registry).unwrap_or_else(|e| panic!("{e}")));
+        let registry = Arc::new(SchemaRegistry::new(&stack.registry).unwrap());
         let defaults = Topics::default();
         let mut names: HashMap<String, String> = HashMap::new();
         for base in [
@@ -239,7 +238,7 @@ impl Fixture {
         store.webhooks = format!("http://127.0.0.1:{}", settings.http.port);
         store.start().await;
         Self {
-            publisher: KafkaPublisher::new(&stack.kafka()).unwrap_or_else(|e| panic!("{e}")),
+            publisher: KafkaPublisher::new(&stack.kafka()).unwrap(),
             codec: AvroCodec::new(registry),
             stack,
             db,
@@ -270,7 +269,7 @@ impl Fixture {
             tokio::time::timeout(Duration::from_secs(30), service)
                 .await
                 .unwrap_or_else(|_| panic!("media-service did not stop"))
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
         }
     }
 
@@ -283,7 +282,7 @@ impl Fixture {
         self.publisher
             .publish(OutboundRecord::new(topic, bytes))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
 
     async fn read(
@@ -314,7 +313,7 @@ impl Fixture {
         .bind(bytes.len() as i64)
         .execute(&self.db.pool)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         self.store
             .settings()
             .internal_client()
@@ -324,7 +323,7 @@ impl Fixture {
             .body(bytes.to_vec().into())
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
 
     async fn object_exists(&self, key: &str) -> bool {
@@ -347,7 +346,7 @@ impl Fixture {
         .bind(path)
         .fetch_optional(&self.db.pool)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
     }
 }
 
@@ -389,7 +388,7 @@ async fn the_upload_saga_runs_end_to_end_on_real_parts() {
         .body("hello world")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(refused.status(), 403);
     let uploaded = client
         .put(&url)
@@ -397,7 +396,7 @@ async fn the_upload_saga_runs_end_to_end_on_real_parts() {
         .body("hello world")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(uploaded.status(), 200);
 
     // The store's webhook → upload.received → move to files/ → file-ready webhook → file.ready.
@@ -472,7 +471,7 @@ async fn downloads_are_signed_for_the_owner_and_rejected_for_others() {
         .to_owned();
     let body = reqwest::get(&url)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .bytes()
         .await
         .unwrap_or_default();
@@ -613,7 +612,7 @@ async fn records_the_go_service_handled_but_did_not_commit_are_not_answered_twic
         .bind(gone)
         .execute(&f.db.pool)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     f.produce(&f.topics.delete_events, json!({"user_id":"user-go","file_path":gone,"file_name":"doc.pdf","media_type":"application/pdf","file_size":3,"delete_time":"2026-11-30T10:00:02Z"})).await;
     let group = f.settings.consumer.group_id.clone();
     f.stack.commit_offset(&group, approved, 1);
@@ -674,7 +673,7 @@ async fn a_saga_stuck_on_one_topic_does_not_hold_up_the_others() {
             sqlx::query(&format!("alter table public.{from} rename to {to}"))
                 .execute(&pool)
                 .await
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
         }
     };
     // Deletes cannot run while media_files is away (a retryable database error, retried with

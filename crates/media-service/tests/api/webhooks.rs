@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::fakes::{FakeSink, FakeStorage, lock};
+use crate::fakes::{FakeSink, FakeStorage, SinkMode, lock};
 
 struct Hook {
     sink: Arc<FakeSink>,
@@ -71,20 +71,11 @@ async fn call(
     let response = h
         .router
         .clone()
-        .oneshot(
-            request
-                .body(Body::from(body))
-                .unwrap_or_else(|e| panic!("{e}")),
-        )
+        .oneshot(request.body(Body::from(body)).unwrap())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .to_bytes();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -198,7 +189,7 @@ async fn webhook_failure_modes() {
             .0,
         StatusCode::PAYLOAD_TOO_LARGE
     );
-    *lock(&h.sink.fail) = true;
+    h.sink.set_mode(SinkMode::Unavailable);
     assert_eq!(
         call(
             &h,

@@ -36,7 +36,7 @@ impl Running {
         let result = tokio::time::timeout(Duration::from_secs(30), self.handle)
             .await
             .unwrap_or_else(|_| panic!("the consumer did not stop after shutdown"))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert!(result.is_ok(), "clean shutdown: {result:?}");
     }
 
@@ -54,14 +54,10 @@ impl Fixture {
         let topic = unique("mc.public.user.message.events");
         let dead_letters = unique("mc.internal.user.message.dead-letter");
         stack.create_topics(&[&topic, &dead_letters]).await;
-        let registry =
-            Arc::new(SchemaRegistry::new(&stack.registry).unwrap_or_else(|e| panic!("{e}")));
-        registry
-            .register_for_topic(&topic, SCHEMA)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let registry = Arc::new(SchemaRegistry::new(&stack.registry).unwrap());
+        registry.register_for_topic(&topic, SCHEMA).await.unwrap();
         let db = TestDatabase::create(&stack, "consumer").await;
-        let publisher = KafkaPublisher::new(&stack.kafka()).unwrap_or_else(|e| panic!("{e}"));
+        let publisher = KafkaPublisher::new(&stack.kafka()).unwrap();
         Self {
             codec: AvroCodec::new(registry),
             stack,
@@ -108,11 +104,7 @@ impl Fixture {
     }
 
     async fn produce(&self, event: Value) -> Vec<u8> {
-        let bytes = self
-            .codec
-            .encode_json(&self.topic, &event)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let bytes = self.codec.encode_json(&self.topic, &event).await.unwrap();
         self.produce_raw(bytes.clone()).await;
         bytes
     }
@@ -121,7 +113,7 @@ impl Fixture {
         self.publisher
             .publish(OutboundRecord::new(self.topic.clone(), bytes))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
 
     /// Produces `bytes` carrying the event identity `event_id` (the `ce_id` header the gateway
@@ -133,7 +125,7 @@ impl Fixture {
                 ..OutboundRecord::new(self.topic.clone(), bytes)
             })
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
 
     /// Starts the built binary (as deployed: production consumer settings) in the test's group,
@@ -149,7 +141,7 @@ impl Fixture {
             "kafka": {"brokers": self.stack.kafka.brokers},
             "registry": {"url": self.stack.registry.url},
         });
-        std::fs::write(dir.join("base.yaml"), config.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("base.yaml"), config.to_string()).unwrap();
         std::process::Command::new(env!("CARGO_BIN_EXE_message-consumer"))
             .env("APP_CONFIG_DIR", dir)
             .env("APP__POSTGRES__URL", &self.db.url)
@@ -168,7 +160,7 @@ impl Fixture {
         )
         .fetch_all(&self.db.pool)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
     }
 
     async fn wait_rows(&self, count: usize) -> bool {
@@ -180,21 +172,21 @@ impl Fixture {
 
     /// Messages visible to `user` through RLS, as the frontend (role authenticated) sees them.
     async fn visible_to(&self, user: &str) -> Vec<String> {
-        let mut tx = self.db.pool.begin().await.unwrap_or_else(|e| panic!("{e}"));
+        let mut tx = self.db.pool.begin().await.unwrap();
         sqlx::query("select set_config('request.jwt.claims', $1, true)")
             .bind(json!({"sub": user, "role": "authenticated"}).to_string())
             .execute(&mut *tx)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         sqlx::query("set local role authenticated")
             .execute(&mut *tx)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let rows: Vec<(String,)> =
             sqlx::query_as("select payload from public.user_notifications order by id")
                 .fetch_all(&mut *tx)
                 .await
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
         rows.into_iter()
             .map(|(payload,)| {
                 serde_json::from_str::<Value>(&payload).unwrap_or_default()["message"]
@@ -315,7 +307,7 @@ async fn insert_as_the_go_service(f: &Fixture, user: &str, text: &str) {
     ))
     .execute(&f.db.pool)
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -350,7 +342,7 @@ async fn rows_the_go_service_wrote_before_the_cut_over_are_not_written_again() {
     )
     .fetch_all(&f.db.pool)
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(rows.len(), 6, "{rows:?}");
     for (n, text) in texts.iter().enumerate() {
         let expected = serde_json::to_string(text).unwrap_or_default();
@@ -418,22 +410,20 @@ async fn set_connections(f: &Fixture, allowed: bool) {
             .rsplit_once('/')
             .map(|(server, _)| format!("{server}/postgres"))
             .unwrap_or_default();
-    let pool = sqlx::PgPool::connect(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
     sqlx::query(&format!(
         "alter database \"{}\" allow_connections {allowed}",
         f.db.name
     ))
     .execute(&pool)
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     if !allowed {
         sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
             .bind(&f.db.name)
             .execute(&pool)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
 }
 
@@ -498,7 +488,7 @@ async fn each_event_is_written_once_by_its_identity_even_when_records_repeat_or_
         .codec
         .encode_json(&f.topic, &message("u1", "same words", "broadcast", None))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     f.produce_identified(bytes.clone(), "event-1").await;
     f.produce_identified(bytes.clone(), "event-2").await;
     f.produce_identified(bytes.clone(), "event-1").await;
@@ -519,7 +509,7 @@ async fn each_event_is_written_once_by_its_identity_even_when_records_repeat_or_
         sqlx::query_as("select idempotency_key from public.user_notifications order by id")
             .fetch_all(&f.db.pool)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     let keys: Vec<String> = keys.into_iter().map(|(k,)| k).collect();
     assert_eq!(keys.len(), 4, "{keys:?}");
     assert_eq!(keys[0], "user.message:event-1");
@@ -559,7 +549,7 @@ async fn a_consumer_killed_and_restarted_gets_its_partition_back_within_a_minute
     let f = Fixture::new().await;
     let group = unique("g-kill");
     let dir = std::env::temp_dir().join(unique("mc-kill"));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&dir).unwrap();
     let mut first = f.spawn_binary(&group, &dir);
     f.produce(message("u1", "before the kill", "broadcast", None))
         .await;
@@ -605,7 +595,7 @@ async fn keys_and_payloads(db: &TestDatabase) -> Vec<(Option<String>, String)> {
     sqlx::query_as("select idempotency_key, payload from public.user_notifications order by id")
         .fetch_all(&db.pool)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
 }
 
 /// A backlog-sized batch skips exactly what is already there (keys present, pre-cut-over rows
@@ -647,7 +637,7 @@ backslash \\ quote \" \N ü 🦀"}"#;
     .bind(&go.recipient_id)
     .execute(&db.pool)
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
 
     let mut batch: Vec<_> = rows.iter().collect();
     batch.push(&rows[100]);
@@ -677,7 +667,7 @@ backslash \\ quote \" \N ü 🦀"}"#;
     )
     .fetch_all(&db.pool)
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let wanted: Vec<Option<String>> = rows
         .iter()
         .filter(|r| r.idempotency_key != go.idempotency_key)

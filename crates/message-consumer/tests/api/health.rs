@@ -14,9 +14,9 @@ async fn readyz(settings: Settings) -> (u16, Value) {
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     tokio::spawn(async move { app.run_until_stopped(token).await });
-    let response = reqwest::get(url).await.unwrap_or_else(|e| panic!("{e}"));
+    let response = reqwest::get(url).await.unwrap();
     let status = response.status().as_u16();
-    let body = response.json().await.unwrap_or_else(|e| panic!("{e}"));
+    let body = response.json().await.unwrap();
     shutdown.cancel();
     (status, body)
 }

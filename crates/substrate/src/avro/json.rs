@@ -380,7 +380,7 @@ mod tests {
             &upload_intent(),
             &json!({"user_id": "u1", "file_size": 2048000, "extra": "ignored"}),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         assert_eq!(
             value,
             Value::Record(vec![
@@ -455,7 +455,7 @@ mod tests {
             &schema,
             &json!({"sizes":[1,2,3],"ratio":5,"inner":{"n":4},"again":{"n":5}}),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         assert_eq!(
             avro_to_json(&value),
             json!({"sizes":[1,2,3],"ratio":5.0,"inner":{"n":4},"again":{"n":5}})
@@ -473,11 +473,9 @@ mod tests {
             &schema,
             &json!({"user_id":"u","file_size":9_223_372_036_854_775_807i64,"recipient_id":"r"}),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let bytes =
-            crate::avro::encode_datum(&schema, value.clone()).unwrap_or_else(|e| panic!("{e}"));
-        let decoded = crate::avro::decode_datum(&schema, &mut bytes.as_slice())
-            .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+        let bytes = crate::avro::encode_datum(&schema, value.clone()).unwrap();
+        let decoded = crate::avro::decode_datum(&schema, &mut bytes.as_slice()).unwrap();
         assert_eq!(avro_to_json(&decoded), avro_to_json(&value));
         assert_eq!(avro_to_json(&decoded)["recipient_id"], json!("r"));
     }

@@ -167,7 +167,7 @@ mod tests {
     fn frames_carry_magic_and_big_endian_id() {
         let bytes = frame(0x0102_0304, &[9, 8]);
         assert_eq!(bytes, [0, 1, 2, 3, 4, 9, 8]);
-        let (id, body) = unframe(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let (id, body) = unframe(&bytes).unwrap();
         assert_eq!((id, body), (0x0102_0304, &[9u8, 8][..]));
     }
 

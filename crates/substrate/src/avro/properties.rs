@@ -194,6 +194,6 @@ mod tests {
                 json_round_trip(&contracts[index].schema, &fitting);
                 Ok(())
             })
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
 }

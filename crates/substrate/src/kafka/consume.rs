@@ -879,7 +879,7 @@ mod tests {
         assert_eq!(ConsumeSettings::default().start_at, StartAt::Earliest);
         let settings: ConsumeSettings =
             serde_json::from_value(serde_json::json!({"group_id": "g", "start_at": "latest"}))
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
         assert_eq!(settings.start_at, StartAt::Latest);
         assert_eq!(settings.start_at.as_reset(), "latest");
         assert!(

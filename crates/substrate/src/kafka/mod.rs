@@ -244,7 +244,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(settings.broker_list(), ["a:9092", "b:9092", "c:9092"]);
-        let config = settings.producer_config().unwrap_or_else(|e| panic!("{e}"));
+        let config = settings.producer_config().unwrap();
         assert_eq!(
             config.get("bootstrap.servers"),
             Some("a:9092,b:9092,c:9092")
@@ -260,9 +260,7 @@ mod tests {
                 sasl_password: Some(SecretString::from("pw")),
                 ..Default::default()
             };
-            let config = settings
-                .consumer_config("g")
-                .unwrap_or_else(|e| panic!("{e}"));
+            let config = settings.consumer_config("g").unwrap();
             assert_eq!(config.get("security.protocol"), Some("SASL_PLAINTEXT"));
             assert_eq!(
                 config.get("sasl.mechanism"),
@@ -285,10 +283,8 @@ mod tests {
             };
             let created = KafkaPublisher::new(&settings);
             assert!(created.is_ok(), "{mechanism}: {:?}", created.err());
-            let consumer: Result<rdkafka::consumer::BaseConsumer, _> = settings
-                .consumer_config("g")
-                .unwrap_or_else(|e| panic!("{e}"))
-                .create();
+            let consumer: Result<rdkafka::consumer::BaseConsumer, _> =
+                settings.consumer_config("g").unwrap().create();
             assert!(consumer.is_ok(), "{mechanism}: {:?}", consumer.err());
         }
     }
@@ -310,9 +306,7 @@ mod tests {
 
     #[test]
     fn consumers_store_offsets_manually() {
-        let config = KafkaSettings::default()
-            .consumer_config("group-a")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let config = KafkaSettings::default().consumer_config("group-a").unwrap();
         assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(config.get("group.id"), Some("group-a"));
     }

@@ -258,7 +258,7 @@ mod tests {
             brokers: "127.0.0.1:1".into(),
             ..KafkaSettings::default()
         };
-        let publisher = KafkaPublisher::new(&settings).unwrap_or_else(|e| panic!("{e}"));
+        let publisher = KafkaPublisher::new(&settings).unwrap();
         let _queued = publisher
             .producer()
             .send_result(FutureRecord::<[u8], [u8]>::to("nowhere").payload(b"x"))

@@ -37,7 +37,7 @@ async fn produce_every_contract(stack: &Stack) -> Vec<Produced> {
             .encode_json(&topic, &input)
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", contract.topic));
-        let (framed_id, _) = unframe(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let (framed_id, _) = unframe(&bytes).unwrap();
         assert_eq!(
             framed_id, schema_id,
             "{}: frame carries the registry id",
@@ -120,7 +120,7 @@ async fn python_confluent_kafka_decodes_what_substrate_produces() {
     }
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .unwrap_or_else(|e| panic!("running the python decoder: {e}"));
     assert!(
         output.status.success(),

@@ -105,12 +105,12 @@ async fn produce_messages(stack: &Stack, topic: &str, texts: &[&str]) {
                 &serde_json::json!({"user_id":"u","email":"e","message":text,"timestamp":"t"}),
             )
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         stack
             .publisher
             .publish(OutboundRecord::new(topic, bytes))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
 }
 
@@ -134,8 +134,7 @@ fn spawn_loop(
     handler: Recorder,
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let kafka = stack.stack.kafka();
-    let dead_letters: Arc<dyn EventPublisher> =
-        Arc::new(KafkaPublisher::new(&kafka).unwrap_or_else(|e| panic!("{e}")));
+    let dead_letters: Arc<dyn EventPublisher> = Arc::new(KafkaPublisher::new(&kafka).unwrap());
     spawn_loop_with(kafka, settings, handler, dead_letters)
 }
 
@@ -190,7 +189,7 @@ async fn a_poison_message_is_dead_lettered_with_its_original_bytes_and_the_loop_
             ..OutboundRecord::new(topic.clone(), poison.clone())
         })
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     produce_messages(&stack, &topic, &["third"]).await;
 
     // Act
@@ -512,8 +511,7 @@ async fn backing_off_longer_than_the_poll_interval_keeps_the_member_in_its_group
         max_poll_interval_ms: 6_000,
         ..stack.stack.kafka()
     };
-    let dead_letters: Arc<dyn EventPublisher> =
-        Arc::new(KafkaPublisher::new(&kafka).unwrap_or_else(|e| panic!("{e}")));
+    let dead_letters: Arc<dyn EventPublisher> = Arc::new(KafkaPublisher::new(&kafka).unwrap());
 
     // Act: backoff of up to 2 s between attempts, for 15 s.
     let (shutdown, handle) = spawn_loop_with(
@@ -583,7 +581,7 @@ async fn a_dead_letter_copy_the_broker_refuses_is_recorded_without_its_value() {
         .publisher
         .publish(OutboundRecord::new(topic.clone(), b"\x07not avro".to_vec()))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     produce_messages(&stack, &topic, &["after"]).await;
     let dead_letters = Arc::new(RefusesValues::default());
 
@@ -645,12 +643,10 @@ async fn a_partition_paused_when_the_member_lost_it_is_fetched_again_once_reassi
     };
     let consumer: StreamConsumer<LoggingContext> = kafka
         .consumer_config(&unique("g-repause"))
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .create_with_context(LoggingContext)
-        .unwrap_or_else(|e| panic!("{e}"));
-    consumer
-        .subscribe(&[&topic])
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
     let text_of = |payload: Option<&[u8]>| {
         let codec = stack.codec.clone();
         let payload = payload.unwrap_or_default().to_vec();
@@ -670,13 +666,11 @@ async fn a_partition_paused_when_the_member_lost_it_is_fetched_again_once_reassi
     let first = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
         .await
         .unwrap_or_else(|_| panic!("nothing fetched"))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(text_of(first.payload()).await, "before");
     drop(first);
-    let assignment = consumer.assignment().unwrap_or_else(|e| panic!("{e}"));
-    consumer
-        .pause(&assignment)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let assignment = consumer.assignment().unwrap();
+    consumer.pause(&assignment).unwrap();
 
     // Act: no poll for longer than the poll interval (the member leaves the group), then a new
     // record, then polling again (the member rejoins and is given the partition back).

@@ -69,9 +69,8 @@ pub struct Stack {
 impl Stack {
     pub fn connect() -> Self {
         let stack = TestStack::from_env();
-        let registry =
-            Arc::new(SchemaRegistry::new(&stack.registry).unwrap_or_else(|e| panic!("{e}")));
-        let publisher = KafkaPublisher::new(&stack.kafka()).unwrap_or_else(|e| panic!("{e}"));
+        let registry = Arc::new(SchemaRegistry::new(&stack.registry).unwrap());
+        let publisher = KafkaPublisher::new(&stack.kafka()).unwrap();
         Self {
             codec: AvroCodec::new(registry.clone()),
             registry,

@@ -23,7 +23,7 @@ async fn topic_with(stack: &Stack, base: &str, count: usize) -> (String, Vec<Inb
                 format!("record {n}").into_bytes(),
             ))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         // distinct create times, so "from this time on" has one right answer per record
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -42,8 +42,8 @@ async fn window(stack: &Stack, group: &str, topic: &str, start_at: StartAt) -> O
         replay_window_start(&kafka, &group, &topics, start_at, TIMEOUT)
     })
     .await
-    .unwrap_or_else(|e| panic!("{e}"))
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap()
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -87,8 +87,8 @@ async fn reading_since_a_time_returns_the_records_from_then_to_the_end() {
         async move {
             tokio::task::spawn_blocking(move || read_since(&kafka, &topic, since, TIMEOUT))
                 .await
-                .unwrap_or_else(|e| panic!("{e}"))
-                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap()
+                .unwrap()
         }
     };
     let payloads = |messages: &[InboundMessage]| -> Vec<Vec<u8>> {

@@ -69,17 +69,13 @@ async fn a_consumed_record_continues_its_producers_trace_and_passes_it_on() {
     let dead_letters = unique("substrate.trace.dlq");
     stack.stack.create_topics(&[&dead_letters]).await;
     let event = json!({"user_id":"u","email":"e","message":"traced","timestamp":"t"});
-    let bytes = stack
-        .codec
-        .encode_json(&topic, &event)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let bytes = stack.codec.encode_json(&topic, &event).await.unwrap();
     stack
         .publisher
         .publish(OutboundRecord::new(topic.clone(), bytes))
         .instrument(tracing::info_span!("test.produce", topic = %topic))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
 
     // Act: the loop consumes it and the handler forwards it.
     let kafka = stack.stack.kafka();
@@ -92,11 +88,11 @@ async fn a_consumed_record_continues_its_producers_trace_and_passes_it_on() {
     };
     let handler = Forward {
         codec: stack.codec.clone(),
-        publisher: KafkaPublisher::new(&kafka).unwrap_or_else(|e| panic!("{e}")),
+        publisher: KafkaPublisher::new(&kafka).unwrap(),
         next: next.clone(),
     };
     let dead_letter_publisher: Arc<dyn EventPublisher> =
-        Arc::new(KafkaPublisher::new(&kafka).unwrap_or_else(|e| panic!("{e}")));
+        Arc::new(KafkaPublisher::new(&kafka).unwrap());
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let consumer = tokio::spawn(async move {
@@ -116,10 +112,7 @@ async fn a_consumed_record_continues_its_producers_trace_and_passes_it_on() {
         .read_topic(&next, 1, Duration::from_secs(60))
         .await;
     shutdown.cancel();
-    consumer
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    consumer.await.unwrap().unwrap();
 
     // Assert: the produced record names its producer's span ...
     let produced = stack
