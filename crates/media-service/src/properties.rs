@@ -15,9 +15,11 @@ pub fn webhook_body_yields_only_safe_uploads(body: &[u8]) {
         return;
     };
     for object in &objects {
-        let Some(event) = upload_received(object) else {
+        let Some(received) = upload_received(object) else {
             continue;
         };
+        // Checked as the JSON document the sink encodes, field by field.
+        let event = serde_json::to_value(&received).unwrap_or_default();
         let field = |name: &str| {
             event[name]
                 .as_str()
@@ -133,7 +135,7 @@ mod tests {
         let body = json!({"Records": [{"eventName": "s3:ObjectCreated:Put", "s3": {"bucket": {"name": BUCKET}, "object": {"key": "uploads/u1/r1/a+b.png", "size": 3}}}]});
         let objects = created_objects(body.to_string().as_bytes(), BUCKET).unwrap();
         let event = upload_received(&objects[0]).unwrap_or_else(|| panic!("no event"));
-        assert_eq!(event["file_name"], "a b.png");
+        assert_eq!(event.file_name, "a b.png");
         webhook_body_yields_only_safe_uploads(body.to_string().as_bytes());
     }
 }

@@ -16,20 +16,22 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use substrate::events::{EventSink, SinkError};
 use substrate::http::json_error;
+use substrate::media::ObjectStore;
+use substrate::media::events::{FileReady, UploadReceived};
 use subtle::ConstantTimeEq;
 
 use crate::configuration::Topics;
 use crate::fields;
-use substrate::events::EventSink;
-use substrate::media::ObjectStore;
 
 /// What the webhook handlers need.
 #[derive(Debug, Clone)]
@@ -182,41 +184,73 @@ pub fn created_objects(body: &[u8], bucket: &str) -> Result<Vec<CreatedObject>, 
         .collect())
 }
 
-fn authorized(state: &WebhookState, headers: &HeaderMap) -> bool {
-    let Some(expected) = state
-        .token
-        .as_ref()
-        .map(|t| t.expose_secret())
-        .filter(|t| !t.is_empty())
-    else {
-        return !state.require_token;
-    };
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
+/// Why a webhook POST was not processed; each answer is the platform's JSON error body.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// 401: no or a wrong bearer token (or none configured while one is required).
+    #[error("missing or invalid webhook token")]
+    Unauthorized,
+    /// 400: the body is not a bucket notification.
+    #[error("Invalid event format: {0}")]
+    BadRequest(String),
+    /// 500: an event was not acknowledged; the object store redelivers the whole POST.
+    #[error("Failed to produce event")]
+    ProduceFailed(#[source] SinkError),
 }
 
-fn unauthorized() -> Response {
-    json_error(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        "missing or invalid webhook token",
-    )
+impl IntoResponse for WebhookError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::ProduceFailed(error) => {
+                tracing::error!(%error, "webhook event not produced; the object store will redeliver");
+                (StatusCode::INTERNAL_SERVER_ERROR, "produce_failed")
+            }
+        };
+        json_error(status, code, self.to_string())
+    }
 }
 
-fn produce_failed(error: impl std::fmt::Display) -> Response {
-    tracing::error!(%error, "webhook event not produced; the object store will redeliver");
-    json_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "produce_failed",
-        "Failed to produce event",
-    )
+/// Proof that the request carries the configured bearer token (MinIO's webhook `auth_token`),
+/// compared in constant time. Without a configured token every request is refused, unless
+/// `webhook.require_token` is off (local development).
+#[derive(Debug, Clone, Copy)]
+pub struct Authorized;
+
+impl FromRequestParts<WebhookState> for Authorized {
+    type Rejection = WebhookError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebhookState,
+    ) -> Result<Self, WebhookError> {
+        let Some(expected) = state
+            .token
+            .as_ref()
+            .map(|t| t.expose_secret())
+            .filter(|t| !t.is_empty())
+        else {
+            return if state.require_token {
+                Err(WebhookError::Unauthorized)
+            } else {
+                Ok(Self)
+            };
+        };
+        let given = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(given) if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) => Ok(Self),
+            _ => Err(WebhookError::Unauthorized),
+        }
+    }
 }
 
 /// The upload event for an object under `uploads/<user>/<id>/<name>`, or `None` for other keys.
-pub fn upload_received(object: &CreatedObject) -> Option<Value> {
+pub fn upload_received(object: &CreatedObject) -> Option<UploadReceived> {
     let rest = object.key.strip_prefix("uploads/")?;
     let segments: Vec<&str> = object.key.split('/').collect();
     // Every segment a plain name of at most 255 bytes too, not only the whole key: the user id
@@ -234,35 +268,37 @@ pub fn upload_received(object: &CreatedObject) -> Option<Value> {
     } else {
         &object.content_type
     };
-    Some(json!({
-        "user_id": segments[1],
-        "email": object.email,
-        "file_path": object.key,
-        "file_name": segments[segments.len() - 1],
-        "file_size": object.size,
-        "media_type": content_type,
-        "upload_time": object.event_time,
-        "permanent_path": format!("files/{rest}"),
-        "retry_count": 0,
-    }))
+    Some(UploadReceived {
+        user_id: segments[1].to_owned(),
+        email: object.email.clone(),
+        file_path: object.key.clone(),
+        file_name: segments[segments.len() - 1].to_owned(),
+        file_size: object.size,
+        media_type: content_type.to_owned(),
+        upload_time: object.event_time.clone(),
+        permanent_path: format!("files/{rest}"),
+        retry_count: 0,
+    })
 }
 
-/// Authenticates the request and parses its created objects, or the error response.
-fn notification(
+/// The created objects of the notification in `body`.
+fn notification(state: &WebhookState, body: &[u8]) -> Result<Vec<CreatedObject>, WebhookError> {
+    created_objects(body, &state.bucket).map_err(WebhookError::BadRequest)
+}
+
+/// Publishes `event` to `topic`, acknowledged.
+async fn produce(
     state: &WebhookState,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Vec<CreatedObject>, Box<Response>> {
-    if !authorized(state, headers) {
-        return Err(Box::new(unauthorized()));
-    }
-    created_objects(body, &state.bucket).map_err(|error| {
-        Box::new(json_error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("Invalid event format: {error}"),
-        ))
-    })
+    topic: &str,
+    event: &impl serde::Serialize,
+) -> Result<(), WebhookError> {
+    let document = serde_json::to_value(event)
+        .map_err(|error| WebhookError::ProduceFailed(SinkError::Schema(error.to_string())))?;
+    state
+        .events
+        .send(topic, &document)
+        .await
+        .map_err(WebhookError::ProduceFailed)
 }
 
 /// 200; with a plain-text note when nothing in the POST was for this endpoint (MinIO only looks
@@ -277,36 +313,20 @@ fn processed(count: usize, nothing: &'static str) -> Response {
 
 async fn media_upload(
     State(state): State<WebhookState>,
-    headers: HeaderMap,
+    _: Authorized,
     body: Bytes,
-) -> Response {
-    let objects = match notification(&state, &headers, &body) {
-        Ok(objects) => objects,
-        Err(response) => return *response,
-    };
+) -> Result<Response, WebhookError> {
+    let objects = notification(&state, &body)?;
     let mut handled = 0;
     for object in &objects {
         let Some(event) = upload_received(object) else {
             tracing::info!(key = %object.key, "not an upload key; skipped");
             continue;
         };
-        if let Err(error) = state
-            .events
-            .send(&state.topics.upload_received, &event)
-            .await
-        {
-            return produce_failed(error);
-        }
+        produce(&state, &state.topics.upload_received, &event).await?;
         handled += 1;
-        let (from, to) = (
-            object.key.clone(),
-            event["permanent_path"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        );
-        match tokio::time::timeout(state.move_timeout, state.storage.move_object(&from, &to)).await
-        {
+        let (from, to) = (&event.file_path, &event.permanent_path);
+        match tokio::time::timeout(state.move_timeout, state.storage.move_object(from, to)).await {
             Ok(Ok(moved)) => tracing::info!(src = %from, dst = %to, ?moved, "upload moved"),
             Ok(Err(error)) => {
                 tracing::warn!(%error, src = %from, "move failed; the move saga will retry")
@@ -314,31 +334,26 @@ async fn media_upload(
             Err(_) => tracing::warn!(src = %from, "move timed out; the move saga will retry"),
         }
     }
-    processed(handled, "No processable upload records")
+    Ok(processed(handled, "No processable upload records"))
 }
 
 async fn file_ready(
     State(state): State<WebhookState>,
-    headers: HeaderMap,
+    _: Authorized,
     body: Bytes,
-) -> Response {
-    let objects = match notification(&state, &headers, &body) {
-        Ok(objects) => objects,
-        Err(response) => return *response,
-    };
+) -> Result<Response, WebhookError> {
+    let objects = notification(&state, &body)?;
     let mut handled = 0;
     for object in objects.iter().filter(|o| o.key.starts_with("files/")) {
-        let event = json!({
-            "file_path": object.key,
-            "file_size": object.size,
-            "upload_time": object.event_time,
-        });
-        if let Err(error) = state.events.send(&state.topics.file_ready, &event).await {
-            return produce_failed(error);
-        }
+        let event = FileReady {
+            file_path: object.key.clone(),
+            file_size: object.size,
+            upload_time: object.event_time.clone(),
+        };
+        produce(&state, &state.topics.file_ready, &event).await?;
         handled += 1;
     }
-    processed(handled, "No processable file-ready records")
+    Ok(processed(handled, "No processable file-ready records"))
 }
 
 #[cfg(test)]
@@ -385,15 +400,12 @@ mod tests {
             email: String::new(),
             event_time: "t".into(),
         };
-        let event = upload_received(&object).unwrap_or_default();
-        assert_eq!(event["user_id"], "user-123");
-        assert_eq!(event["file_name"], "my photo.jpg");
-        assert_eq!(
-            event["permanent_path"],
-            "files/user-123/uuid-1/my photo.jpg"
-        );
-        assert_eq!(event["media_type"], "application/octet-stream");
-        assert_eq!(event["retry_count"], 0);
+        let event = upload_received(&object).unwrap();
+        assert_eq!(event.user_id, "user-123");
+        assert_eq!(event.file_name, "my photo.jpg");
+        assert_eq!(event.permanent_path, "files/user-123/uuid-1/my photo.jpg");
+        assert_eq!(event.media_type, "application/octet-stream");
+        assert_eq!(event.retry_count, 0);
         for key in ["other/file.txt", "uploads/u/x.jpg", "uploads/u/../x/y.jpg"] {
             let other = CreatedObject {
                 key: key.into(),

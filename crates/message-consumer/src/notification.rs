@@ -1,5 +1,6 @@
 //! A user message event turned into a `user_notifications` row (services spec §4.2).
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Why an event cannot become a notification (permanent: the event goes to the dead-letter topic).
@@ -36,27 +37,56 @@ pub struct Notification {
 /// The `event_type` every row written here carries.
 pub const EVENT_TYPE: &str = "user.message";
 
-fn string<'a>(event: &'a Value, field: &'static str) -> Result<&'a str, InvalidEvent> {
-    event[field].as_str().ok_or(InvalidEvent::Field(field))
+/// `public.user.message.events` (`avro/public/user/message.events.avsc`) as decoded, borrowed
+/// from the decoded record. Every field is optional here because this is where a bad event is
+/// told apart from a good one: [`Notification::from_event`] names the field that is missing.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserMessageEvent<'a> {
+    /// Author (the gateway sets it from the token).
+    #[serde(borrow, default)]
+    pub user_id: Option<&'a str>,
+    /// Author's email.
+    #[serde(borrow, default)]
+    pub email: Option<&'a str>,
+    /// The text.
+    #[serde(borrow, default)]
+    pub message: Option<&'a str>,
+    /// When it was sent, kept verbatim as the row's `event_time`.
+    #[serde(borrow, default)]
+    pub timestamp: Option<&'a str>,
+    /// `broadcast` (the default) or `direct`.
+    #[serde(borrow, default)]
+    pub visibility: Option<&'a str>,
+    /// Recipient of a direct message.
+    #[serde(borrow, default)]
+    pub recipient_id: Option<&'a str>,
+}
+
+fn required<'a>(value: Option<&'a str>, field: &'static str) -> Result<&'a str, InvalidEvent> {
+    value.ok_or(InvalidEvent::Field(field))
 }
 
 impl Notification {
     /// Validates a decoded `UserMessageEvent`. `event_key` identifies the event.
     pub fn from_event(event: &Value, event_key: String) -> Result<Self, InvalidEvent> {
-        let user_id = string(event, "user_id")?;
+        // A record whose fields have other types than the contract's is as unusable as one
+        // without them; it is named by its first field.
+        let event =
+            UserMessageEvent::deserialize(event).map_err(|_| InvalidEvent::Field("user_id"))?;
+        let user_id = required(event.user_id, "user_id")?;
         if user_id.is_empty() {
             return Err(InvalidEvent::Field("user_id"));
         }
-        let email = string(event, "email")?;
-        let message = string(event, "message")?;
-        let event_time = string(event, "timestamp")?;
-        let visibility = match event["visibility"].as_str().unwrap_or_default() {
+        let email = required(event.email, "email")?;
+        let message = required(event.message, "message")?;
+        let event_time = required(event.timestamp, "timestamp")?;
+        let visibility = match event.visibility.unwrap_or_default() {
             "" | "broadcast" => "broadcast",
             "direct" => "direct",
             other => return Err(InvalidEvent::Visibility(other.to_owned())),
         };
-        let recipient_id = event["recipient_id"]
-            .as_str()
+        let recipient_id = event
+            .recipient_id
             .filter(|r| !r.is_empty())
             .map(str::to_owned);
         if visibility == "direct" && recipient_id.is_none() {
@@ -158,6 +188,35 @@ mod tests {
                 "{input}"
             );
         }
+    }
+
+    #[test]
+    fn the_event_fits_its_contract() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../avro/public/user/message.events.avsc"
+        );
+        let schema =
+            apache_avro::Schema::parse_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let event = UserMessageEvent {
+            user_id: Some("u1"),
+            email: Some("a@b.c"),
+            message: Some("hi"),
+            timestamp: Some("2026-02-25T10:00:00.000Z"),
+            visibility: Some("direct"),
+            recipient_id: Some("u2"),
+        };
+        let document = serde_json::to_value(&event).unwrap();
+        let value = substrate::avro::json_to_avro(&schema, &document).unwrap();
+        let bytes = substrate::avro::encode_datum(&schema, value).unwrap();
+        let decoded = substrate::avro::decode_datum(&schema, &mut bytes.as_slice()).unwrap();
+        let json = substrate::avro::avro_to_json(&decoded);
+        assert_eq!(UserMessageEvent::deserialize(&json).unwrap(), event);
+        let row = Notification::from_event(&json, "k".into()).unwrap();
+        assert_eq!(
+            (row.visibility.as_str(), row.recipient_id.as_deref()),
+            ("direct", Some("u2"))
+        );
     }
 
     #[test]

@@ -7,7 +7,10 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
+use substrate::events::SinkError;
+use substrate::media::events::{FileIntent, UploadIntent};
 
 use super::JsonObject;
 use crate::auth::AuthUser;
@@ -16,7 +19,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, IdempotencyKey, Outcome, Recorded};
 use crate::ratelimit::Route;
 use crate::state::AppState;
-use substrate::events::SinkError;
 
 /// `POST /api/v1/media/upload-intent` → `internal.media.upload.intent` (by default).
 #[utoipa::path(post, path = "/api/v1/media/upload-intent", operation_id = "upload_intent", tag = "media",
@@ -37,13 +39,18 @@ pub async fn upload(
     let media_type = domain::media_type(&body)?;
     let file_size = domain::file_size(&body)?;
     let topic = state.topics.upload_intent.clone();
-    let fields = json!({
-        "user_id": user.user_id,
-        "file_name": file_name,
-        "media_type": media_type,
-        "file_size": file_size,
-    });
-    accept(&state, &user, &uri, &headers, body, &topic, fields).await
+    let user_id = user.user_id.clone();
+    accept(&state, &user, &uri, &headers, body, &topic, |request_id| {
+        UploadIntent {
+            user_id,
+            file_name,
+            media_type,
+            file_size,
+            request_id,
+            request_time: substrate::time::now_rfc3339(),
+        }
+    })
+    .await
 }
 
 /// `POST /api/v1/media/download-intent` → `internal.media.download.intent`.
@@ -112,23 +119,28 @@ async fn path_intent(
     state.limits.check(&user.user_id, route, 1)?;
     // Ownership is checked by the media-service against `media_files`, not here.
     let file_path = domain::file_path(&body)?;
-    let fields = json!({
-        "user_id": user.user_id,
-        "file_path": file_path,
-    });
-    accept(state, user, uri, headers, body, topic, fields).await
+    let user_id = user.user_id.clone();
+    accept(state, user, uri, headers, body, topic, |request_id| {
+        FileIntent {
+            user_id,
+            file_path,
+            request_id,
+            request_time: substrate::time::now_rfc3339(),
+        }
+    })
+    .await
 }
 
-/// Publishes `fields` plus the server's `request_id` and `request_time`, once per
+/// Publishes the event `intent` builds around the server's `request_id`, once per
 /// `Idempotency-Key`.
-async fn accept(
+async fn accept<E: Serialize>(
     state: &AppState,
     user: &AuthUser,
     uri: &Uri,
     headers: &HeaderMap,
     body: Map<String, Value>,
     topic: &str,
-    fields: Value,
+    intent: impl FnOnce(String) -> E,
 ) -> ApiResult<Response> {
     let key = IdempotencyKey::from_headers(headers)?;
     idempotency::once(
@@ -138,9 +150,8 @@ async fn accept(
         uri.path(),
         &Value::Object(body),
         |identity| async move {
-            let mut event = fields;
-            event["request_id"] = Value::String(identity.request_id.clone());
-            event["request_time"] = Value::String(substrate::time::now_rfc3339());
+            let event = serde_json::to_value(intent(identity.request_id.clone()))
+                .map_err(ApiError::unexpected)?;
             state
                 .events
                 .send_event(topic, &event, &identity.event_id)

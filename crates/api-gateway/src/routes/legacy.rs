@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use super::JsonObject;
 use crate::auth::AuthUser;
 use crate::domain;
-use substrate::media::{DeleteRetry, FileDeleted, FileRow};
+use substrate::media::FileRow;
+use substrate::media::events::{DeleteRetry, FileDeleted, FileDownloaded};
 
 use crate::credits::CreditOutcome;
 use crate::error::{ApiError, ApiResult};
@@ -101,13 +102,7 @@ pub async fn download_url(
         .presign_get(&file.file_path, state.presign_expiry)
         .await
         .map_err(ApiError::unexpected)?;
-    let event = json!({
-        "user_id": user.user_id,
-        "file_path": file.file_path,
-        "file_name": file.file_name,
-        "media_type": file.media_type,
-        "download_time": substrate::time::now_rfc3339(),
-    });
+    let event = to_document(&FileDownloaded::now(&user.user_id, &file))?;
     // An audit event; the user already has the URL, so its failure must not fail the request.
     if let Err(error) = state
         .events

@@ -10,7 +10,8 @@
 //! start ([`crate::announced`]), the intent was answered then and only the removal is repeated.
 
 use substrate::kafka::HandlerError;
-use substrate::media::{DeleteRetry, FileDeleted, FileRow};
+use substrate::media::FileRow;
+use substrate::media::events::{DeleteRetry, FileDeleted};
 
 use super::{Deps, PathIntent, db_failure};
 use crate::fields::{self, Fields};

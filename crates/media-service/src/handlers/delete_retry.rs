@@ -12,9 +12,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use substrate::kafka::HandlerError;
-use substrate::media::DeleteRetry;
+use substrate::media::events::DeleteRetry;
 
 use super::Deps;
 use crate::fields::{self, Fields};
@@ -73,30 +72,24 @@ pub async fn handle_at(
         tracing::info!(file_path, retry_count, "object removed on retry");
         return Ok(());
     };
+    let this = DeleteRetry {
+        user_id: user_id.to_owned(),
+        file_path: file_path.to_owned(),
+        file_name: file_name.to_owned(),
+        media_type: media_type.to_owned(),
+        file_size,
+        request_id: request_id.to_owned(),
+        retry_count: i32::try_from(retry_count).unwrap_or(i32::MAX),
+        failed_at: String::new(),
+    };
     if retry_count < deps.media.delete_max_retries {
         tracing::warn!(%error, file_path, retry_count, "removal failed again; retrying later");
-        let this = DeleteRetry {
-            user_id: user_id.to_owned(),
-            file_path: file_path.to_owned(),
-            file_name: file_name.to_owned(),
-            media_type: media_type.to_owned(),
-            file_size,
-            request_id: request_id.to_owned(),
-            retry_count: i32::try_from(retry_count).unwrap_or(i32::MAX),
-            failed_at: String::new(),
-        };
         deps.emit(&deps.topics.delete_retry, this.next()).await
     } else {
         tracing::error!(%error, file_path, retry_count, "removal failed for good; dead-lettering");
         deps.emit(
             &deps.topics.delete_dead_letter,
-            json!({
-                "user_id": user_id, "file_path": file_path, "file_name": file_name,
-                "media_type": media_type, "file_size": file_size, "request_id": request_id,
-                "retry_count": retry_count,
-                "failure_reason": error.to_string(),
-                "dead_letter_time": substrate::time::now_rfc3339(),
-            }),
+            this.give_up(error.to_string()),
         )
         .await
     }

@@ -2,8 +2,8 @@
 //! `public.media.download.signed`, or `public.media.download.rejected` (`not_found`,
 //! `internal_error`, `invalid_request`).
 
-use serde_json::json;
 use substrate::kafka::HandlerError;
+use substrate::media::events::DownloadSigned;
 
 use super::{Deps, PathIntent, db_failure};
 use crate::fields::{self, Fields};
@@ -32,7 +32,7 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
         .lookup(user_id, file_path)
         .await
         .map_err(db_failure)?;
-    if row.is_none_or(|row| row.status != "active") {
+    if !row.is_some_and(|row| row.is_active()) {
         return deps
             .reject(
                 &deps.topics.download_rejected,
@@ -62,14 +62,11 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
     };
     deps.emit(
         &deps.topics.download_signed,
-        json!({
-            "user_id": user_id,
-            "file_path": file_path,
-            "download_url": download_url,
-            "expires_in": deps.media.download_url_expiry_secs,
-            "request_id": request_id,
-            "signed_time": substrate::time::now_rfc3339(),
-        }),
+        DownloadSigned::now(
+            &intent.answering(file_path),
+            download_url,
+            deps.media.download_url_expiry_secs,
+        ),
     )
     .await
 }

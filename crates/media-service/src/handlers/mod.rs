@@ -34,6 +34,7 @@ use crate::configuration::{MediaSettings, Topics};
 use crate::fields::Fields;
 use serde::Serialize;
 use substrate::events::{EventSink, SinkError};
+use substrate::media::events::{Answering, Rejected};
 use substrate::media::{DbError, MediaFiles, ObjectError, ObjectStore};
 
 /// An object-store failure as the loop should treat it: a refusal is permanent, anything else
@@ -101,17 +102,8 @@ impl Deps {
         file_path: &str,
         reason: &str,
     ) -> Result<(), HandlerError> {
-        self.emit(
-            topic,
-            serde_json::json!({
-                "user_id": intent.user_id,
-                "file_path": file_path,
-                "request_id": intent.request_id,
-                "reason": reason,
-                "rejected_time": substrate::time::now_rfc3339(),
-            }),
-        )
-        .await
+        self.emit(topic, Rejected::now(&intent.answering(file_path), reason))
+            .await
     }
 
     /// Lifetime of presigned uploads.
@@ -137,6 +129,15 @@ pub struct PathIntent<'a> {
 }
 
 impl<'a> PathIntent<'a> {
+    /// What an outcome about `file_path` answers.
+    pub fn answering(&self, file_path: &'a str) -> Answering<'a> {
+        Answering {
+            user_id: self.user_id,
+            file_path,
+            request_id: self.request_id,
+        }
+    }
+
     /// Without a user and a request id nobody can be told anything: permanent (dead-letter).
     pub fn parse(f: &'a Fields) -> Result<Self, HandlerError> {
         use crate::fields;

@@ -8,11 +8,11 @@
 //! `file.ready` it got meanwhile. This handler then says `file.ready` itself, or the upload
 //! would be retried until dead-lettered while its file sits in `files/`.
 
-use serde_json::json;
 use substrate::kafka::HandlerError;
 
 use super::{Deps, storage_failure};
 use crate::fields::{self, Fields};
+use substrate::media::events::{FileReady, UploadReceived};
 use substrate::media::{Moved, ObjectError};
 
 /// Handles one move retry.
@@ -47,17 +47,19 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
     };
     deps.emit(
         &deps.topics.upload_received,
-        json!({
-            "user_id": user_id,
-            "email": fields::optional(f, "email"),
-            "file_path": file_path,
-            "file_name": file_name,
-            "file_size": file_size,
-            "media_type": media_type,
-            "upload_time": upload_time,
-            "permanent_path": permanent_path,
-            "retry_count": fields::retry_count(f) + 1,
-        }),
+        UploadReceived {
+            user_id: user_id.to_owned(),
+            email: fields::optional(f, "email").to_owned(),
+            file_path: file_path.to_owned(),
+            file_name: file_name.to_owned(),
+            file_size,
+            media_type: media_type.to_owned(),
+            upload_time: upload_time.to_owned(),
+            permanent_path: permanent_path.to_owned(),
+            retry_count: i32::try_from(fields::retry_count(f))
+                .unwrap_or(i32::MAX)
+                .saturating_add(1),
+        },
     )
     .await?;
     if moved == Moved::AlreadyMoved {
@@ -67,11 +69,11 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
         );
         deps.emit(
             &deps.topics.file_ready,
-            json!({
-                "file_path": permanent_path,
-                "file_size": file_size,
-                "upload_time": substrate::time::now_rfc3339(),
-            }),
+            FileReady {
+                file_path: permanent_path.to_owned(),
+                file_size,
+                upload_time: substrate::time::now_rfc3339(),
+            },
         )
         .await?;
     }

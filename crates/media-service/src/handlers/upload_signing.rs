@@ -6,8 +6,8 @@
 //! published (before a restart, or by the Go service before a cut-over, whose keys were random)
 //! is not signed again: see [`crate::announced`].
 
-use serde_json::json;
 use substrate::kafka::HandlerError;
+use substrate::media::events::{UploadRejected, UploadSigned};
 
 use super::{Deps, storage_failure};
 use crate::fields::{self, Fields};
@@ -37,15 +37,15 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
             return deps
                 .emit(
                     &deps.topics.upload_rejected,
-                    json!({
-                        "user_id": user_id,
-                        "file_name": fields::optional(f, "file_name"),
-                        "media_type": fields::optional(f, "media_type"),
-                        "file_size": fields::integer(f, "file_size").unwrap_or(0),
-                        "request_id": request_id,
-                        "reason": "invalid_request",
-                        "rejected_time": substrate::time::now_rfc3339(),
-                    }),
+                    UploadRejected {
+                        user_id: user_id.to_owned(),
+                        file_name: fields::optional(f, "file_name").to_owned(),
+                        media_type: fields::optional(f, "media_type").to_owned(),
+                        file_size: fields::integer(f, "file_size").unwrap_or(0),
+                        request_id: request_id.to_owned(),
+                        reason: "invalid_request".to_owned(),
+                        rejected_time: substrate::time::now_rfc3339(),
+                    },
                 )
                 .await;
         }
@@ -68,15 +68,14 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
         .map_err(storage_failure)?;
     deps.emit(
         &deps.topics.upload_signed,
-        json!({
-            "user_id": user_id,
-            "file_path": key,
-            "file_name": file_name,
-            "upload_url": upload_url,
-            "expires_in": deps.media.upload_url_expiry_secs,
-            "request_id": request_id,
-            "signed_time": substrate::time::now_rfc3339(),
-        }),
+        UploadSigned::now(
+            user_id,
+            &key,
+            file_name,
+            upload_url,
+            deps.media.upload_url_expiry_secs,
+            request_id,
+        ),
     )
     .await
 }

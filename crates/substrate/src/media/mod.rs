@@ -1,13 +1,14 @@
-//! Stored media as both the gateway's legacy routes and the media-service's sagas see it: the
-//! `media_files` table ([`MediaFiles`]), the bucket ([`ObjectStore`]) and the events a
-//! deletion produces ([`FileDeleted`], [`DeleteRetry`]). One adapter of each, so a soft delete
-//! means the same on both paths: it records the request that made it, which is what lets a
-//! redelivered delete intent recognise its own earlier effect.
+//! Stored media as both the gateway and the media-service see it: the `media_files` table
+//! ([`MediaFiles`]), the bucket ([`ObjectStore`]) and the events of the media sagas
+//! ([`events`]). One adapter of each, so a soft delete means the same on both paths: it records
+//! the request that made it, which is what lets a redelivered delete intent recognise its own
+//! earlier effect.
+
+pub mod events;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::BoxError;
@@ -235,134 +236,5 @@ impl ObjectStore for S3ObjectStore {
 
     async fn move_object(&self, from: &str, to: &str) -> Result<Moved, ObjectError> {
         self.client.move_object(&self.bucket, from, to).await
-    }
-}
-
-/// `public.media.delete.events` (`avro/public/media/delete.events.avsc`): a file left the
-/// user's view.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileDeleted {
-    /// Owner.
-    pub user_id: String,
-    /// Object key.
-    pub file_path: String,
-    /// Original file name.
-    pub file_name: String,
-    /// MIME type.
-    pub media_type: String,
-    /// Size in bytes.
-    pub file_size: i64,
-    /// When it was deleted (RFC 3339).
-    pub delete_time: String,
-}
-
-impl FileDeleted {
-    /// `user_id`'s file `row`, deleted now.
-    pub fn now(user_id: &str, row: &FileRow) -> Self {
-        Self {
-            user_id: user_id.to_owned(),
-            file_path: row.file_path.clone(),
-            file_name: row.file_name.clone(),
-            media_type: row.media_type.clone(),
-            file_size: row.file_size,
-            delete_time: crate::time::now_rfc3339(),
-        }
-    }
-}
-
-/// `internal.media.delete.retry` (`avro/internal/media/delete.retry.avsc`): an object whose
-/// removal failed, for the delete saga's retry loop.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeleteRetry {
-    /// Owner.
-    pub user_id: String,
-    /// Object key.
-    pub file_path: String,
-    /// Original file name.
-    pub file_name: String,
-    /// MIME type.
-    pub media_type: String,
-    /// Size in bytes.
-    pub file_size: i64,
-    /// The delete request it belongs to.
-    pub request_id: String,
-    /// Retries attempted so far.
-    pub retry_count: i32,
-    /// When the last attempt failed (RFC 3339).
-    pub failed_at: String,
-}
-
-impl DeleteRetry {
-    /// The first retry of removing `user_id`'s `row` for `request_id`, after a failure now.
-    pub fn first(user_id: &str, row: &FileRow, request_id: &str) -> Self {
-        Self {
-            user_id: user_id.to_owned(),
-            file_path: row.file_path.clone(),
-            file_name: row.file_name.clone(),
-            media_type: row.media_type.clone(),
-            file_size: row.file_size,
-            request_id: request_id.to_owned(),
-            retry_count: 0,
-            failed_at: crate::time::now_rfc3339(),
-        }
-    }
-
-    /// This retry failed again now: the next one.
-    pub fn next(&self) -> Self {
-        Self {
-            retry_count: self.retry_count.saturating_add(1),
-            failed_at: crate::time::now_rfc3339(),
-            ..self.clone()
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use apache_avro::Schema;
-    use serde::Serialize;
-
-    use super::*;
-
-    fn row() -> FileRow {
-        FileRow {
-            file_path: "files/u-1/7f0c/cat.jpg".into(),
-            file_name: "cat.jpg".into(),
-            media_type: "image/jpeg".into(),
-            file_size: 2_048_000,
-            status: ACTIVE.into(),
-            deleted_by_request_id: None,
-        }
-    }
-
-    /// Encodes `event` with the topic's contract and decodes it back: every field the contract
-    /// has is there with its type, and nothing else is.
-    fn through_contract<
-        E: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
-    >(
-        contract: &str,
-        event: &E,
-    ) {
-        let path = format!("{}/../../avro/{contract}", env!("CARGO_MANIFEST_DIR"));
-        let schema = Schema::parse_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let document = serde_json::to_value(event).unwrap();
-        let value = crate::avro::json_to_avro(&schema, &document).unwrap();
-        let bytes = crate::avro::encode_datum(&schema, value).unwrap();
-        let decoded = crate::avro::decode_datum(&schema, &mut bytes.as_slice()).unwrap();
-        let back: E = serde_json::from_value(crate::avro::avro_to_json(&decoded)).unwrap();
-        assert_eq!(&back, event, "{contract}");
-    }
-
-    #[test]
-    fn the_deletion_events_fit_their_contracts() {
-        let deleted = FileDeleted::now("u-1", &row());
-        assert_eq!(deleted.file_path, "files/u-1/7f0c/cat.jpg");
-        through_contract("public/media/delete.events.avsc", &deleted);
-        let retry = DeleteRetry::first("u-1", &row(), "req-1");
-        assert_eq!((retry.retry_count, retry.request_id.as_str()), (0, "req-1"));
-        through_contract("internal/media/delete.retry.avsc", &retry);
-        let again = retry.next();
-        assert_eq!(again.retry_count, 1);
-        through_contract("internal/media/delete.retry.avsc", &again);
     }
 }
