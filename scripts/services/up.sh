@@ -10,6 +10,11 @@
 # the release build instead (what ./taskw bench measures). A service that is already
 # running is left alone. Waits until each answers GET /healthz with 200, then reports /readyz.
 # Logs: .local/logs/<service>.log. Start the stack first (scripts/stack/up.sh).
+#
+# Traces: the services export spans over OTLP/gRPC to the local Jaeger (scripts/stack/jaeger.sh,
+# ./taskw trace:up) when it is running as they start, or always with TRACE=1; TRACE=0 never.
+# An APP__TELEMETRY__OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT of the caller's environment
+# reaches them as it is and wins. Without an endpoint nothing is exported (docs/tracing.md).
 set -euo pipefail
 # shellcheck source=scripts/stack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../stack/lib.sh"
@@ -22,6 +27,21 @@ case "$PROFILE" in
     release) build_flags=(--release) ;;
     *) die "SERVICES_PROFILE must be debug or release, not '$PROFILE'" ;;
 esac
+
+otlp_env=()
+case "${TRACE:-auto}" in
+    1) trace=1 ;;
+    0) trace=0 ;;
+    auto) if is_running jaeger; then trace=1; else trace=0; fi ;;
+    *) die "TRACE must be 1, 0 or unset, not '$TRACE'" ;;
+esac
+if [[ -n "${APP__TELEMETRY__OTLP_ENDPOINT:-}${OTEL_EXPORTER_OTLP_ENDPOINT:-}" ]]; then
+    log "traces go to ${APP__TELEMETRY__OTLP_ENDPOINT:-$OTEL_EXPORTER_OTLP_ENDPOINT} (from the environment)"
+elif ((trace)); then
+    otlp_env=(APP__TELEMETRY__OTLP_ENDPOINT="http://$STACK_HOST:$LOCAL_OTLP_GRPC_PORT")
+    is_running jaeger || log "TRACE=1 but the local jaeger is not running (./taskw trace:up); spans are dropped until it is"
+    log "traces go to http://$STACK_HOST:$LOCAL_OTLP_GRPC_PORT (API and UI: http://$STACK_HOST:$LOCAL_JAEGER_UI_PORT)"
+fi
 
 if [[ "${STACK_SKIP_BUILD:-0}" != 1 ]]; then
     log "building the $PROFILE service binaries (STACK_SKIP_BUILD=1 skips this)"
@@ -52,6 +72,7 @@ for entry in "${SERVICES[@]}"; do
         WEBHOOK_SECRET="${WEBHOOK_SECRET:-super-secret-webhook-key}" \
         SUPABASE_JWT_SECRET="${SUPABASE_JWT_SECRET:-super-secret-jwt-token-with-at-least-32-characters-long}" \
         NO_COLOR=1 \
+        "${otlp_env[@]}" \
         "$binary"
 done
 

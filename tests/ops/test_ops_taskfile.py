@@ -11,7 +11,8 @@ import opslib
 REQUIRED = {
     "default", "setup", "up", "down", "status", "test", "bench", "chaos", "fmt", "lint",
     "stack:up", "stack:down", "stack:status", "stack:logs",
-    "services:up", "services:down",
+    "services:up", "services:down", "services:restart",
+    "trace:up", "trace:down", "trace:status", "trace:show",
     "test:rust", "test:python", "test:processors", "test:chaos", "ops:lint",
     "rust:build", "rust:clippy", "rust:fmt", "rust:test",
     "db:apply", "db:reset", "schemas:register", "topics:list",
