@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
@@ -22,7 +22,6 @@ use tokio::sync::Mutex;
 
 use crate::configuration::AuthSettings;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The verified caller of a user route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,16 +308,22 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+// Both extractors take what they need from any state that provides it (`FromRef`), so this
+// module does not depend on the gateway's state type; `state.rs` depends on it.
+impl<S: Send + Sync> FromRequestParts<S> for AuthUser
+where
+    Arc<JwtVerifier>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Some(token) = bearer(parts) else {
             return Err(ApiError::Unauthorized(
                 "Missing or invalid Bearer token".into(),
             ));
         };
-        state.jwt.verify(token).await.map_err(|error| {
+        let verifier = Arc::<JwtVerifier>::from_ref(state);
+        verifier.verify(token).await.map_err(|error| {
             tracing::info!(%error, "token rejected");
             ApiError::Unauthorized("Invalid or expired token".into())
         })
@@ -329,15 +334,23 @@ impl FromRequestParts<AppState> for AuthUser {
 #[derive(Debug, Clone, Copy)]
 pub struct WebhookCaller;
 
-impl FromRequestParts<AppState> for WebhookCaller {
+/// The expected `X-Webhook-Secret`; `None` (not configured) refuses every webhook.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSecret(pub Option<Arc<SecretString>>);
+
+impl<S: Send + Sync> FromRequestParts<S> for WebhookCaller
+where
+    WebhookSecret: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let presented = parts
             .headers
             .get("x-webhook-secret")
             .and_then(|v| v.to_str().ok());
-        if webhook_secret_matches(state.webhook_secret.as_deref(), presented) {
+        let WebhookSecret(expected) = WebhookSecret::from_ref(state);
+        if webhook_secret_matches(expected.as_deref(), presented) {
             Ok(Self)
         } else {
             Err(ApiError::Unauthorized(

@@ -10,7 +10,7 @@ use substrate::http::BoundServer;
 use substrate::kafka::KafkaPublisher;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{JwksCheck, JwtVerifier};
+use crate::auth::{JwksCheck, JwtVerifier, WebhookSecret};
 use crate::configuration::Settings;
 use substrate::events::AvroEventSink;
 use substrate::media::{PgMediaFiles, S3ObjectStore};
@@ -67,7 +67,7 @@ impl substrate::app::Service for Application {
         ));
         let state = AppState {
             jwt: jwt.clone(),
-            webhook_secret: webhook_secret.map(Arc::new),
+            webhook_secret: WebhookSecret(webhook_secret.map(Arc::new)),
             routes: routes.clone(),
             events: Arc::new(AvroEventSink::new(
                 "api-gateway",

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use axum::extract::FromRef;
 
-use crate::auth::JwtVerifier;
+use crate::auth::{JwtVerifier, WebhookSecret};
 use crate::configuration::Topics;
 use substrate::events::EventSink;
 use substrate::media::{MediaFiles, ObjectStore};
@@ -24,7 +24,7 @@ pub struct AppState {
     /// User token verification.
     pub jwt: Arc<JwtVerifier>,
     /// Expected `X-Webhook-Secret`; `None` rejects every webhook.
-    pub webhook_secret: Option<Arc<SecretString>>,
+    pub webhook_secret: WebhookSecret,
     /// The live topic allowlist.
     pub routes: Routes,
     /// Where events go.
@@ -45,4 +45,16 @@ pub struct AppState {
     pub limits: Arc<RateLimiter>,
     /// Most events one batch may carry.
     pub batch_max_events: usize,
+}
+
+impl FromRef<AppState> for Arc<JwtVerifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.jwt.clone()
+    }
+}
+
+impl FromRef<AppState> for WebhookSecret {
+    fn from_ref(state: &AppState) -> Self {
+        state.webhook_secret.clone()
+    }
 }

@@ -7,6 +7,7 @@
 
 pub mod announced;
 pub mod configuration;
+pub mod deps;
 pub mod fields;
 pub mod handlers;
 #[cfg(any(test, feature = "fuzzing"))]

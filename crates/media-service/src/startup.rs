@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::announced::Announced;
 use crate::configuration::{Settings, Topics};
-use crate::handlers::{Deps, MediaRouter};
+use crate::deps::Deps;
+use crate::handlers::MediaRouter;
 use crate::webhooks::WebhookState;
 use substrate::events::AvroEventSink;
 use substrate::media::{PgMediaFiles, S3ObjectStore};

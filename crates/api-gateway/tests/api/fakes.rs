@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use api_gateway::auth::JwtVerifier;
+use api_gateway::auth::{JwtVerifier, WebhookSecret};
 use api_gateway::configuration::AuthSettings;
 use api_gateway::credits::{CreditLedger, CreditOutcome};
 use api_gateway::error::StoreError;
@@ -187,9 +187,11 @@ impl Harness {
         };
         let state = AppState {
             jwt: Arc::new(JwtVerifier::new(&auth).unwrap()),
-            webhook_secret: options
-                .webhook_secret
-                .map(|s| Arc::new(SecretString::from(s))),
+            webhook_secret: WebhookSecret(
+                options
+                    .webhook_secret
+                    .map(|s| Arc::new(SecretString::from(s))),
+            ),
             routes: Routes::fixed(RouteTable::parse(ROUTES).unwrap()),
             events: sink.clone(),
             credits: credits.clone(),

@@ -13,7 +13,7 @@ use substrate::kafka::HandlerError;
 use substrate::media::FileRow;
 use substrate::media::events::{DeleteRetry, FileDeleted};
 
-use super::{Deps, PathIntent, db_failure};
+use crate::deps::{Deps, PathIntent, db_failure};
 use crate::fields::{self, Fields};
 
 /// Handles one delete intent.

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use substrate::kafka::HandlerError;
 use substrate::media::events::DeleteRetry;
 
-use super::Deps;
+use crate::deps::Deps;
 use crate::fields::{self, Fields};
 
 /// The delay before retry number `retry_count`.

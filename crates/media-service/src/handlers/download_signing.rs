@@ -5,7 +5,7 @@
 use substrate::kafka::HandlerError;
 use substrate::media::events::DownloadSigned;
 
-use super::{Deps, PathIntent, db_failure};
+use crate::deps::{Deps, PathIntent, db_failure};
 use crate::fields::{self, Fields};
 
 /// Handles one download intent.

@@ -4,7 +4,7 @@
 
 use substrate::kafka::HandlerError;
 
-use super::{Deps, storage_failure};
+use crate::deps::{Deps, storage_failure};
 use crate::fields::{self, Fields};
 
 /// Handles one expiry.

@@ -10,7 +10,7 @@
 
 use substrate::kafka::HandlerError;
 
-use super::{Deps, storage_failure};
+use crate::deps::{Deps, storage_failure};
 use crate::fields::{self, Fields};
 use substrate::media::events::{FileReady, UploadReceived};
 use substrate::media::{Moved, ObjectError};

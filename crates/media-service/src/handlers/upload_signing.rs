@@ -9,7 +9,7 @@
 use substrate::kafka::HandlerError;
 use substrate::media::events::{UploadRejected, UploadSigned};
 
-use super::{Deps, storage_failure};
+use crate::deps::{Deps, storage_failure};
 use crate::fields::{self, Fields};
 
 /// Namespace of the request-derived upload ids (a fixed, random UUID).

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use media_service::announced::Announced;
 use media_service::configuration::{MediaSettings, Topics};
-use media_service::handlers::Deps;
+use media_service::deps::Deps;
 use serde_json::{Map, Value};
 
 pub use substrate::testing::{
