@@ -92,7 +92,7 @@ impl ApiError {
         match self {
             Self::BadRequest(message) => (StatusCode::BAD_REQUEST, "bad_request", message),
             Self::Unauthorized(message) => (StatusCode::UNAUTHORIZED, "unauthorized", message),
-            // The frontend matches on this exact error code (services spec §8).
+            // The frontend matches on this exact error code to offer buying credits.
             Self::InsufficientCredits => (
                 StatusCode::PAYMENT_REQUIRED,
                 "insufficient_credits",

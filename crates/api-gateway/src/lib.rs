@@ -1,6 +1,6 @@
 //! api-gateway: authenticated HTTP ingress that turns requests into Avro events on the broker.
 //!
-//! Routes (services spec §3.3): `/webhooks/{key}` (shared secret), `/api/v1/events/{key}`
+//! Routes: `/webhooks/{key}` (shared secret), `/api/v1/events/{key}`
 //! (Supabase JWT) and its `/batch` form, the three `*-intent` routes (202 + `request_id`), the
 //! three legacy synchronous media routes, `/openapi.json`, `/healthz`, `/readyz`. Every success is answered only after the broker
 //! acknowledged the event; every error is JSON `{"error", "message"}`.

@@ -1,4 +1,5 @@
-//! A user message event turned into a `user_notifications` row (services spec §4.2).
+//! A user message event turned into a `user_notifications` row, column for column as the Go
+//! service wrote it.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -30,8 +30,8 @@ pub const ENVIRONMENT_VAR: &str = "APP_ENVIRONMENT";
 /// Variable that overrides the directory holding the YAML files.
 pub const CONFIG_DIR_VAR: &str = "APP_CONFIG_DIR";
 
-/// Legacy variable names of the original services, shared by all three (services spec §3.1, §4.1,
-/// §5.1 and §2.5). Each maps to a key of the settings tree.
+/// Legacy variable names of the original services, shared by all three (the names their
+/// deployments still set). Each maps to a key of the settings tree.
 pub const COMMON_ALIASES: &[(&str, &str)] = &[
     ("REDPANDA_BROKERS", "kafka.brokers"),
     ("KAFKA_SASL_MECHANISM", "kafka.sasl_mechanism"),

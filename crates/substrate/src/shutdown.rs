@@ -2,7 +2,7 @@
 //!
 //! Kubernetes stops pods with SIGTERM and people stop local processes with Ctrl-C (SIGINT); both
 //! must lead to the same orderly exit: stop taking work, finish what is in flight, commit offsets,
-//! flush producers. The original services only trapped SIGINT (services spec §2.7).
+//! flush producers. The original services only trapped SIGINT.
 
 use tokio_util::sync::CancellationToken;
 

@@ -3,7 +3,7 @@
 use chrono::{SecondsFormat, Utc};
 
 /// Now as RFC 3339 UTC at whole-second precision with a `Z` suffix (`2026-02-25T10:00:00Z`),
-/// the format every service writes into events (services spec §0).
+/// the format every service writes into events, as the Go services did.
 pub fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }

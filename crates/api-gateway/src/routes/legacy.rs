@@ -1,6 +1,6 @@
 //! The legacy synchronous media routes the current frontend still calls.
 //!
-//! Fixes over the original (services spec §9 B8): `upload-url` deducts the credit in the same
+//! Fixes over the original Go routes: `upload-url` deducts the credit in the same
 //! transaction as the balance check, so uploads are never free; `delete` removes the object too
 //! (soft delete → `public.media.delete.events` → remove object, and on a storage failure it hands
 //! the object to the delete saga's retry loop via `internal.media.delete.retry`, exactly like the

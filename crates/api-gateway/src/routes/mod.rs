@@ -52,7 +52,7 @@ pub fn router(state: AppState, health: Router, body_limit: usize, http: &HttpSet
     )
 }
 
-/// The browser API's CORS (services spec §3.5): any origin, and any `OPTIONS` is a preflight
+/// The browser API's CORS, as the Go gateway answered it: any origin, and any `OPTIONS` is a preflight
 /// answered 200 before routing or authentication.
 fn cors() -> CorsLayer {
     CorsLayer::new()

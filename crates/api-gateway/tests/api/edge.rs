@@ -1,5 +1,5 @@
 //! What every route shares, over fakes: fail-closed JWT auth (401 JSON), 405 and 400/413 JSON
-//! answers, health and CORS (services spec §7.1, with the fixes).
+//! answers, health and CORS (the Go gateway's behaviour, with the fixes).
 
 use axum::http::StatusCode;
 use serde_json::json;

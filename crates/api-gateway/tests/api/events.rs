@@ -1,5 +1,5 @@
-//! Webhooks and frontend events over fakes: allowlisted topics, the spec's statuses, schema
-//! errors naming the field, identity from the token only (services spec §7.2–§7.3).
+//! Webhooks and frontend events over fakes: allowlisted topics, the Go gateway's statuses,
+//! schema errors naming the field, identity from the token only.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

@@ -1,5 +1,5 @@
 //! The media intents over fakes: one acknowledged event each, server-set identity and ids, 400
-//! before anything is published, 503 when the broker did not acknowledge (services spec §7.4).
+//! before anything is published, 503 when the broker did not acknowledge.
 
 use axum::http::StatusCode;
 

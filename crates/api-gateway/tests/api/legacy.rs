@@ -1,6 +1,6 @@
 //! The legacy synchronous media routes over fakes: a credit buys one presigned PUT, downloads and
 //! deletes only of the caller's own active file, a failed removal handed to the delete saga's
-//! retry loop (services spec §7.5, with the fixes).
+//! retry loop (the Go routes' behaviour, with the fixes).
 
 use axum::http::StatusCode;
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! Configuration defaults and topic dispatch (services spec §7.7).
+//! Configuration defaults and topic dispatch, as the Go service had them.
 
 use std::sync::Arc;
 use substrate::app::ServiceSettings;

@@ -1,5 +1,5 @@
-//! The webhook endpoints over fakes (services spec §7.12 plus the fixes: every record, auth,
-//! body limit).
+//! The webhook endpoints over fakes: the Go service's behaviour plus the fixes (every record,
+//! auth, body limit).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -289,8 +289,8 @@ async fn records_consumed_twice_create_each_row_once() {
     }
 }
 
-/// A row exactly as the Go service wrote it (services spec §4: no conflict clause, no key, the
-/// payload JSON with `<`, `>` and `&` escaped).
+/// A row exactly as the Go service wrote it: no conflict clause, no key, the payload JSON with
+/// `<`, `>` and `&` escaped.
 async fn insert_as_the_go_service(f: &Fixture, user: &str, text: &str) {
     let escaped = text
         .replace('<', "\\u003c")

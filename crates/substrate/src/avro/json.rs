@@ -1,6 +1,6 @@
 //! JSON ⇄ Avro values, driven by the schema.
 //!
-//! JSON → Avro accepts at least everything the original gateway accepted (services spec §2.2) and
+//! JSON → Avro accepts at least everything the original gateway accepted and
 //! fixes its gaps: numbers inside arrays convert, integers fill `int` (when in range), `float` and
 //! `double`. Extra JSON keys are ignored, a missing key takes the field's default, and every error
 //! names the offending field by its path (`payload.items[2].size`).
