@@ -12,7 +12,7 @@ use substrate::media::{DbError, MediaFiles, ObjectError, ObjectStore};
 
 use crate::announced::Announced;
 use crate::configuration::{MediaSettings, Topics};
-use crate::fields::Fields;
+use crate::domain::Fields;
 
 /// An object-store failure as the loop should treat it: a refusal is permanent, anything else
 /// retryable.
@@ -102,7 +102,7 @@ pub struct PathIntent<'a> {
     /// Correlation id of the request.
     pub request_id: &'a str,
     /// The object, or why it is unusable (answered with an `invalid_request` rejection).
-    pub file_path: Result<&'a str, crate::fields::Invalid>,
+    pub file_path: Result<&'a str, crate::domain::Invalid>,
 }
 
 impl<'a> PathIntent<'a> {
@@ -117,12 +117,12 @@ impl<'a> PathIntent<'a> {
 
     /// Without a user and a request id nobody can be told anything: permanent (dead-letter).
     pub fn parse(f: &'a Fields) -> Result<Self, HandlerError> {
-        use crate::fields;
+        use crate::domain;
         Ok(Self {
-            user_id: fields::required(f, "user_id").map_err(HandlerError::permanent)?,
-            request_id: fields::required(f, "request_id").map_err(HandlerError::permanent)?,
-            file_path: fields::required(f, "file_path")
-                .and_then(|path| fields::safe_key("file_path", path).map(|()| path)),
+            user_id: domain::required(f, "user_id").map_err(HandlerError::permanent)?,
+            request_id: domain::required(f, "request_id").map_err(HandlerError::permanent)?,
+            file_path: domain::required(f, "file_path")
+                .and_then(|path| domain::safe_key("file_path", path).map(|()| path)),
         })
     }
 }

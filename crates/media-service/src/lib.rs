@@ -8,7 +8,7 @@
 pub mod announced;
 pub mod configuration;
 pub mod deps;
-pub mod fields;
+pub mod domain;
 pub mod handlers;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod properties;

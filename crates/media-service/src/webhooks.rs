@@ -31,7 +31,7 @@ use substrate::media::events::{FileReady, UploadReceived};
 use subtle::ConstantTimeEq;
 
 use crate::configuration::Topics;
-use crate::fields;
+use crate::domain;
 
 /// What the webhook handlers need.
 #[derive(Debug, Clone)]
@@ -256,10 +256,10 @@ pub fn upload_received(object: &CreatedObject) -> Option<UploadReceived> {
     // Every segment a plain name of at most 255 bytes too, not only the whole key: the user id
     // and file name are taken from them (a 300-byte "user id" got through, found by fuzzing).
     if segments.len() < 4
-        || fields::safe_key("key", &object.key).is_err()
+        || domain::safe_key("key", &object.key).is_err()
         || segments
             .iter()
-            .any(|segment| fields::safe_segment("key", segment).is_err())
+            .any(|segment| domain::safe_segment("key", segment).is_err())
     {
         return None;
     }

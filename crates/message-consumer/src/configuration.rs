@@ -39,7 +39,7 @@ impl Default for Settings {
                 group_id: "go-message-consumer".to_owned(),
                 topics: vec!["public.user.message.events".to_owned()],
                 dead_letter_topic: "internal.user.message.dead-letter".to_owned(),
-                // Written in statements of 512 (handler.rs); a backlog drains faster in larger
+                // Written in statements of 512 (handlers.rs); a backlog drains faster in larger
                 // batches (docs/benchmarks.md).
                 max_batch: 2048,
                 ..ConsumeSettings::default()

@@ -5,7 +5,7 @@
 //! and `/healthz` + `/readyz` (Postgres and broker) on port 8091.
 
 pub mod configuration;
-pub mod handler;
-pub mod notification;
+pub mod domain;
+pub mod handlers;
 pub mod startup;
 pub mod store;

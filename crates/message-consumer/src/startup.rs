@@ -11,7 +11,7 @@ use substrate::kafka::{EventPublisher, KafkaPublisher, run_consumer};
 use tokio_util::sync::CancellationToken;
 
 use crate::configuration::Settings;
-use crate::handler::NotificationWriter;
+use crate::handlers::NotificationWriter;
 
 /// A built, bound, not yet running message-consumer.
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 
 use sqlx::PgPool;
 
-use crate::notification::{EVENT_TYPE, Notification};
+use crate::domain::{EVENT_TYPE, Notification};
 
 /// How an insert failed.
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,7 @@ use substrate::media::FileRow;
 use substrate::media::events::{DeleteRetry, FileDeleted};
 
 use crate::deps::{Deps, PathIntent, db_failure};
-use crate::fields::{self, Fields};
+use crate::domain::{self, Fields};
 
 /// Handles one delete intent.
 pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
@@ -24,7 +24,7 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
         Ok(path) => *path,
         Err(invalid) => {
             tracing::warn!(%invalid, request_id, "delete intent rejected");
-            let path = fields::optional(f, "file_path");
+            let path = domain::optional(f, "file_path");
             return deps
                 .reject(
                     &deps.topics.delete_rejected,

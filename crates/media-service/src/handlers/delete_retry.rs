@@ -16,7 +16,7 @@ use substrate::kafka::HandlerError;
 use substrate::media::events::DeleteRetry;
 
 use crate::deps::Deps;
-use crate::fields::{self, Fields};
+use crate::domain::{self, Fields};
 
 /// The delay before retry number `retry_count`.
 pub fn delay(deps: &Deps, retry_count: u32) -> Duration {
@@ -44,17 +44,17 @@ pub async fn handle_at(
 ) -> Result<(), HandlerError> {
     // Every pass-through field must be usable, or neither the next retry nor the dead letter
     // could be encoded (the original then lost the file silently).
-    let user_id = fields::required(f, "user_id").map_err(HandlerError::permanent)?;
-    let file_path = fields::required(f, "file_path").map_err(HandlerError::permanent)?;
-    fields::safe_key("file_path", file_path).map_err(HandlerError::permanent)?;
-    let file_name = fields::required(f, "file_name").map_err(HandlerError::permanent)?;
-    let media_type = fields::required(f, "media_type").map_err(HandlerError::permanent)?;
-    let request_id = fields::required(f, "request_id").map_err(HandlerError::permanent)?;
-    let file_size = fields::integer(f, "file_size").map_err(HandlerError::permanent)?;
-    let retry_count = fields::retry_count(f);
+    let user_id = domain::required(f, "user_id").map_err(HandlerError::permanent)?;
+    let file_path = domain::required(f, "file_path").map_err(HandlerError::permanent)?;
+    domain::safe_key("file_path", file_path).map_err(HandlerError::permanent)?;
+    let file_name = domain::required(f, "file_name").map_err(HandlerError::permanent)?;
+    let media_type = domain::required(f, "media_type").map_err(HandlerError::permanent)?;
+    let request_id = domain::required(f, "request_id").map_err(HandlerError::permanent)?;
+    let file_size = domain::integer(f, "file_size").map_err(HandlerError::permanent)?;
+    let retry_count = domain::retry_count(f);
 
     let failed_at = produced_at.unwrap_or_else(|| {
-        fields::optional(f, "failed_at")
+        domain::optional(f, "failed_at")
             .parse::<DateTime<Utc>>()
             .unwrap_or_else(|_| Utc::now())
     });

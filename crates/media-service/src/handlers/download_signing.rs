@@ -6,7 +6,7 @@ use substrate::kafka::HandlerError;
 use substrate::media::events::DownloadSigned;
 
 use crate::deps::{Deps, PathIntent, db_failure};
-use crate::fields::{self, Fields};
+use crate::domain::{self, Fields};
 
 /// Handles one download intent.
 pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
@@ -16,7 +16,7 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
         Ok(path) => *path,
         Err(invalid) => {
             tracing::warn!(%invalid, request_id, "download intent rejected");
-            let path = fields::optional(f, "file_path");
+            let path = domain::optional(f, "file_path");
             return deps
                 .reject(
                     &deps.topics.download_rejected,

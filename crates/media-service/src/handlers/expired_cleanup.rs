@@ -5,15 +5,15 @@
 use substrate::kafka::HandlerError;
 
 use crate::deps::{Deps, storage_failure};
-use crate::fields::{self, Fields};
+use crate::domain::{self, Fields};
 
 /// Handles one expiry.
 pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
-    let Ok(file_path) = fields::required(f, "file_path") else {
+    let Ok(file_path) = domain::required(f, "file_path") else {
         tracing::info!("expiry without a file_path; nothing to clean");
         return Ok(());
     };
-    if !file_path.starts_with("uploads/") || fields::safe_key("file_path", file_path).is_err() {
+    if !file_path.starts_with("uploads/") || domain::safe_key("file_path", file_path).is_err() {
         tracing::warn!(
             file_path,
             "expiry for a key outside uploads/; not removing it"

@@ -28,7 +28,7 @@ use substrate::avro::AvroCodec;
 use substrate::kafka::{HandlerError, InboundMessage, MessageHandler};
 
 use crate::deps::Deps;
-use crate::fields::Fields;
+use crate::domain::Fields;
 
 /// Decodes a record and runs the handler of its topic.
 #[derive(Debug, Clone)]

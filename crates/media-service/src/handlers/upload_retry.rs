@@ -11,7 +11,7 @@
 use substrate::kafka::HandlerError;
 
 use crate::deps::{Deps, storage_failure};
-use crate::fields::{self, Fields};
+use crate::domain::{self, Fields};
 use substrate::media::events::{FileReady, UploadReceived};
 use substrate::media::{Moved, ObjectError};
 
@@ -19,15 +19,15 @@ use substrate::media::{Moved, ObjectError};
 pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
     // Flink writes every column as nullable; a null where UploadReceived needs a value would make
     // the re-produce unencodable, so such records are dead-lettered up front.
-    let user_id = fields::required(f, "user_id").map_err(HandlerError::permanent)?;
-    let file_path = fields::required(f, "file_path").map_err(HandlerError::permanent)?;
-    let permanent_path = fields::required(f, "permanent_path").map_err(HandlerError::permanent)?;
-    let file_name = fields::required(f, "file_name").map_err(HandlerError::permanent)?;
-    let media_type = fields::required(f, "media_type").map_err(HandlerError::permanent)?;
-    let upload_time = fields::required(f, "upload_time").map_err(HandlerError::permanent)?;
-    let file_size = fields::integer(f, "file_size").map_err(HandlerError::permanent)?;
-    fields::safe_key("file_path", file_path).map_err(HandlerError::permanent)?;
-    fields::safe_key("permanent_path", permanent_path).map_err(HandlerError::permanent)?;
+    let user_id = domain::required(f, "user_id").map_err(HandlerError::permanent)?;
+    let file_path = domain::required(f, "file_path").map_err(HandlerError::permanent)?;
+    let permanent_path = domain::required(f, "permanent_path").map_err(HandlerError::permanent)?;
+    let file_name = domain::required(f, "file_name").map_err(HandlerError::permanent)?;
+    let media_type = domain::required(f, "media_type").map_err(HandlerError::permanent)?;
+    let upload_time = domain::required(f, "upload_time").map_err(HandlerError::permanent)?;
+    let file_size = domain::integer(f, "file_size").map_err(HandlerError::permanent)?;
+    domain::safe_key("file_path", file_path).map_err(HandlerError::permanent)?;
+    domain::safe_key("permanent_path", permanent_path).map_err(HandlerError::permanent)?;
     let expected = file_path
         .strip_prefix("uploads/")
         .map(|rest| format!("files/{rest}"));
@@ -49,14 +49,14 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
         &deps.topics.upload_received,
         UploadReceived {
             user_id: user_id.to_owned(),
-            email: fields::optional(f, "email").to_owned(),
+            email: domain::optional(f, "email").to_owned(),
             file_path: file_path.to_owned(),
             file_name: file_name.to_owned(),
             file_size,
             media_type: media_type.to_owned(),
             upload_time: upload_time.to_owned(),
             permanent_path: permanent_path.to_owned(),
-            retry_count: i32::try_from(fields::retry_count(f))
+            retry_count: i32::try_from(domain::retry_count(f))
                 .unwrap_or(i32::MAX)
                 .saturating_add(1),
         },

@@ -10,7 +10,7 @@ use substrate::kafka::HandlerError;
 use substrate::media::events::{UploadRejected, UploadSigned};
 
 use crate::deps::{Deps, storage_failure};
-use crate::fields::{self, Fields};
+use crate::domain::{self, Fields};
 
 /// Namespace of the request-derived upload ids (a fixed, random UUID).
 const UPLOAD_NAMESPACE: uuid::Uuid = uuid::uuid!("5f0c3a52-8a5e-4f1e-9a4e-1f6c0d2b7e11");
@@ -24,12 +24,12 @@ pub fn upload_key(user_id: &str, request_id: &str, file_name: &str) -> String {
 /// Handles one approval.
 pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
     // Without a user and a request id there is nobody to tell: dead-letter.
-    let user_id = fields::required(f, "user_id").map_err(HandlerError::permanent)?;
-    let request_id = fields::required(f, "request_id").map_err(HandlerError::permanent)?;
-    fields::safe_segment("user_id", user_id).map_err(HandlerError::permanent)?;
-    let checked = fields::required(f, "file_name")
-        .and_then(|name| fields::safe_segment("file_name", name).map(|()| name))
-        .and_then(|name| fields::required(f, "media_type").map(|media_type| (name, media_type)));
+    let user_id = domain::required(f, "user_id").map_err(HandlerError::permanent)?;
+    let request_id = domain::required(f, "request_id").map_err(HandlerError::permanent)?;
+    domain::safe_segment("user_id", user_id).map_err(HandlerError::permanent)?;
+    let checked = domain::required(f, "file_name")
+        .and_then(|name| domain::safe_segment("file_name", name).map(|()| name))
+        .and_then(|name| domain::required(f, "media_type").map(|media_type| (name, media_type)));
     let (file_name, media_type) = match checked {
         Ok(valid) => valid,
         Err(invalid) => {
@@ -39,9 +39,9 @@ pub async fn handle(deps: &Deps, f: &Fields) -> Result<(), HandlerError> {
                     &deps.topics.upload_rejected,
                     UploadRejected {
                         user_id: user_id.to_owned(),
-                        file_name: fields::optional(f, "file_name").to_owned(),
-                        media_type: fields::optional(f, "media_type").to_owned(),
-                        file_size: fields::integer(f, "file_size").unwrap_or(0),
+                        file_name: domain::optional(f, "file_name").to_owned(),
+                        media_type: domain::optional(f, "media_type").to_owned(),
+                        file_size: domain::integer(f, "file_size").unwrap_or(0),
                         request_id: request_id.to_owned(),
                         reason: "invalid_request".to_owned(),
                         rejected_time: substrate::time::now_rfc3339(),

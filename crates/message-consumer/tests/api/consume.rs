@@ -580,8 +580,8 @@ async fn a_consumer_killed_and_restarted_gets_its_partition_back_within_a_minute
     assert_eq!(f.rows().await.len(), 2, "each message exactly once");
 }
 
-fn row(n: usize, payload: &str) -> message_consumer::notification::Notification {
-    message_consumer::notification::Notification {
+fn row(n: usize, payload: &str) -> message_consumer::domain::Notification {
+    message_consumer::domain::Notification {
         user_id: format!("user-{}", n % 7),
         payload: payload.to_owned(),
         event_time: format!("2026-02-25T10:00:{:02}.{:03}Z", n % 60, n % 1000),

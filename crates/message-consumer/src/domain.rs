@@ -31,7 +31,7 @@ pub struct Notification {
     pub visibility: String,
     /// Recipient of a direct message.
     pub recipient_id: Option<String>,
-    /// The event's identity (see [`crate::handler::event_key`]), so a redelivery inserts nothing.
+    /// The event's identity (see [`crate::handlers::event_key`]), so a redelivery inserts nothing.
     pub idempotency_key: String,
 }
 

@@ -17,7 +17,7 @@ use substrate::avro::AvroCodec;
 use substrate::kafka::{BatchHandler, HandlerError, InboundMessage};
 use tracing::Instrument;
 
-use crate::notification::Notification;
+use crate::domain::Notification;
 use crate::store::{StoreError, insert_batch};
 
 /// The idempotency key of a message event: its producer-given identity (`ce_id`, set by the
