@@ -1,9 +1,12 @@
-//! Reading decoded events: required fields, lenient integers, safe object keys.
+//! Reading decoded events: required fields, lenient integers, safe object keys, and the typed
+//! events of the topics whose records must be usable as a whole ([`delete_retry`],
+//! [`upload_retry`]).
 //!
 //! Events arrive as JSON objects decoded from Avro (Flink-written topics make every column a
 //! nullable union, so any field can be null).
 
 use serde_json::{Map, Value};
+use substrate::media::events::{DeleteRetry, UploadRetry};
 
 /// A decoded event.
 pub type Fields = Map<String, Value>;
@@ -72,6 +75,61 @@ pub fn safe_key(field: &'static str, key: &str) -> Result<(), Invalid> {
 /// A single key segment such as a user id or file name (see [`substrate::keys::check_segment`]).
 pub fn safe_segment(field: &'static str, segment: &str) -> Result<(), Invalid> {
     substrate::keys::check_segment(segment).map_err(|problem| invalid(field, problem))
+}
+
+/// A whole number for an Avro `int` field: saturates instead of wrapping.
+fn int(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+/// `internal.media.delete.retry` as the retry loop needs it: every pass-through field usable
+/// (or neither the next retry nor the dead letter could be encoded, and the file would be lost
+/// silently, as in the original), the key safe. `failed_at` is kept as it came (it may be
+/// empty or unparsable: the loop then times the retry from the record instead).
+pub fn delete_retry(f: &Fields) -> Result<DeleteRetry, Invalid> {
+    let file_path = required(f, "file_path")?;
+    safe_key("file_path", file_path)?;
+    Ok(DeleteRetry {
+        user_id: required(f, "user_id")?.to_owned(),
+        file_path: file_path.to_owned(),
+        file_name: required(f, "file_name")?.to_owned(),
+        media_type: required(f, "media_type")?.to_owned(),
+        file_size: integer(f, "file_size")?,
+        request_id: required(f, "request_id")?.to_owned(),
+        retry_count: int(retry_count(f)),
+        failed_at: optional(f, "failed_at").to_owned(),
+    })
+}
+
+/// `internal.media.upload.retry` as the move needs it: everything `upload.received` carries
+/// (the move saga writes every column as nullable, and a null there would make the re-produce
+/// unencodable), both keys safe and the permanent one the same key under `files/`.
+pub fn upload_retry(f: &Fields) -> Result<UploadRetry, Invalid> {
+    let file_path = required(f, "file_path")?;
+    let permanent_path = required(f, "permanent_path")?;
+    safe_key("file_path", file_path)?;
+    safe_key("permanent_path", permanent_path)?;
+    let expected = file_path
+        .strip_prefix("uploads/")
+        .map(|rest| format!("files/{rest}"));
+    if expected.as_deref() != Some(permanent_path) {
+        return Err(invalid(
+            "permanent_path",
+            "is not the upload's key under files/",
+        ));
+    }
+    Ok(UploadRetry {
+        user_id: required(f, "user_id")?.to_owned(),
+        email: optional(f, "email").to_owned(),
+        file_path: file_path.to_owned(),
+        permanent_path: permanent_path.to_owned(),
+        file_name: required(f, "file_name")?.to_owned(),
+        file_size: integer(f, "file_size")?,
+        media_type: required(f, "media_type")?.to_owned(),
+        upload_time: required(f, "upload_time")?.to_owned(),
+        retry_count: int(retry_count(f)),
+        retry_time: optional(f, "retry_time").to_owned(),
+    })
 }
 
 #[cfg(test)]

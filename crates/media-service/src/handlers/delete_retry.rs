@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use substrate::kafka::HandlerError;
-use substrate::media::events::DeleteRetry;
 
 use crate::deps::Deps;
 use crate::domain::{self, Fields};
@@ -42,19 +41,11 @@ pub async fn handle_at(
     f: &Fields,
     produced_at: Option<DateTime<Utc>>,
 ) -> Result<(), HandlerError> {
-    // Every pass-through field must be usable, or neither the next retry nor the dead letter
-    // could be encoded (the original then lost the file silently).
-    let user_id = domain::required(f, "user_id").map_err(HandlerError::permanent)?;
-    let file_path = domain::required(f, "file_path").map_err(HandlerError::permanent)?;
-    domain::safe_key("file_path", file_path).map_err(HandlerError::permanent)?;
-    let file_name = domain::required(f, "file_name").map_err(HandlerError::permanent)?;
-    let media_type = domain::required(f, "media_type").map_err(HandlerError::permanent)?;
-    let request_id = domain::required(f, "request_id").map_err(HandlerError::permanent)?;
-    let file_size = domain::integer(f, "file_size").map_err(HandlerError::permanent)?;
+    let this = domain::delete_retry(f).map_err(HandlerError::permanent)?;
+    let file_path = this.file_path.as_str();
     let retry_count = domain::retry_count(f);
-
     let failed_at = produced_at.unwrap_or_else(|| {
-        domain::optional(f, "failed_at")
+        this.failed_at
             .parse::<DateTime<Utc>>()
             .unwrap_or_else(|_| Utc::now())
     });
@@ -71,16 +62,6 @@ pub async fn handle_at(
     let Err(error) = deps.storage.remove(file_path).await else {
         tracing::info!(file_path, retry_count, "object removed on retry");
         return Ok(());
-    };
-    let this = DeleteRetry {
-        user_id: user_id.to_owned(),
-        file_path: file_path.to_owned(),
-        file_name: file_name.to_owned(),
-        media_type: media_type.to_owned(),
-        file_size,
-        request_id: request_id.to_owned(),
-        retry_count: i32::try_from(retry_count).unwrap_or(i32::MAX),
-        failed_at: String::new(),
     };
     if retry_count < deps.media.delete_max_retries {
         tracing::warn!(%error, file_path, retry_count, "removal failed again; retrying later");

@@ -202,6 +202,57 @@ pub struct UploadReceived {
     pub retry_count: i32,
 }
 
+/// `internal.media.upload.retry` (from the move saga): a move to try again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRetry {
+    /// Owner.
+    pub user_id: String,
+    /// Uploader's email (or empty).
+    pub email: String,
+    /// The object under `uploads/`.
+    pub file_path: String,
+    /// Where it goes under `files/`.
+    pub permanent_path: String,
+    /// File name.
+    pub file_name: String,
+    /// Size in bytes.
+    pub file_size: i64,
+    /// Content type.
+    pub media_type: String,
+    /// When it was uploaded (RFC 3339).
+    pub upload_time: String,
+    /// Moves attempted so far.
+    pub retry_count: i32,
+    /// When the saga asked again (RFC 3339).
+    pub retry_time: String,
+}
+
+impl UploadRetry {
+    /// The `upload.received` of this attempt: the same upload, one more move attempted.
+    pub fn received(&self) -> UploadReceived {
+        UploadReceived {
+            user_id: self.user_id.clone(),
+            email: self.email.clone(),
+            file_path: self.file_path.clone(),
+            file_name: self.file_name.clone(),
+            file_size: self.file_size,
+            media_type: self.media_type.clone(),
+            upload_time: self.upload_time.clone(),
+            permanent_path: self.permanent_path.clone(),
+            retry_count: self.retry_count.saturating_add(1),
+        }
+    }
+
+    /// The object is in place now.
+    pub fn ready(&self) -> FileReady {
+        FileReady {
+            file_path: self.permanent_path.clone(),
+            file_size: self.file_size,
+            upload_time: crate::time::now_rfc3339(),
+        }
+    }
+}
+
 /// `internal.media.file.ready`: an object arrived under `files/`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileReady {
@@ -479,6 +530,22 @@ mod tests {
                 retry_count: 1,
             },
         );
+        let retry = UploadRetry {
+            user_id: "u-1".into(),
+            email: String::new(),
+            file_path: "uploads/u-1/9a/cat.jpg".into(),
+            permanent_path: "files/u-1/9a/cat.jpg".into(),
+            file_name: "cat.jpg".into(),
+            file_size: 2_048_000,
+            media_type: "image/jpeg".into(),
+            upload_time: crate::time::now_rfc3339(),
+            retry_count: 2,
+            retry_time: crate::time::now_rfc3339(),
+        };
+        fits("internal/media/upload.retry", &retry);
+        assert_eq!(retry.received().retry_count, 3);
+        fits("internal/media/upload.received", &retry.received());
+        fits("internal/media/file.ready", &retry.ready());
         fits(
             "internal/media/file.ready",
             &FileReady {
