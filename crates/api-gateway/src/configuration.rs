@@ -1,41 +1,33 @@
 //! Settings of the api-gateway (see `config/base.yaml` for every key and its environment name).
+//! Beside the backbone every service has (`substrate::app::Backbone`: the HTTP listener, broker,
+//! registry, the database of the legacy synchronous media routes, telemetry), it has the
+//! sections below.
 
 use std::path::PathBuf;
 
 use secrecy::SecretString;
 use serde::Deserialize;
 use substrate::app::{Aliases, ServiceSettings};
-use substrate::avro::RegistrySettings;
-use substrate::config::{ConfigError, HttpSettings};
-use substrate::kafka::KafkaSettings;
-use substrate::postgres::{POSTGRES_ALIASES, PostgresSettings};
+use substrate::config::ConfigError;
 use substrate::s3::{S3_ALIASES, S3Settings};
-use substrate::telemetry::TelemetrySettings;
 
 use crate::idempotency::IdempotencySettings;
 use crate::ratelimit::RateLimitSettings;
 
-/// Everything the gateway is configured with.
+/// The whole configuration of the gateway.
+pub type Config = substrate::app::Config<Settings>;
+
+/// The gateway's own settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// HTTP listener (default `0.0.0.0:8080`).
-    pub http: HttpSettings,
     /// Authentication of webhooks and users.
     pub auth: AuthSettings,
     /// The route allowlist file and request limits.
     pub gateway: GatewaySettings,
-    /// Broker connection.
-    pub kafka: KafkaSettings,
-    /// Schema registry.
-    pub registry: RegistrySettings,
-    /// Database for the legacy synchronous media routes (credits and file metadata).
-    pub postgres: PostgresSettings,
     /// Object store for the legacy routes (presigning on the public endpoint, removal on the
     /// internal one).
     pub s3: S3Settings,
-    /// Logs, traces and metrics.
-    pub telemetry: TelemetrySettings,
 }
 
 /// Authentication settings. Every secret here fails closed: when it is not configured the
@@ -175,18 +167,14 @@ const ALIASES: &[(&str, &str)] = &[
 ];
 
 impl ServiceSettings for Settings {
-    const ALIASES: &'static [Aliases] = &[POSTGRES_ALIASES, S3_ALIASES, ALIASES];
+    const ALIASES: &'static [Aliases] = &[S3_ALIASES, ALIASES];
 
-    fn telemetry(&self) -> &TelemetrySettings {
-        &self.telemetry
-    }
-
-    /// Cross-field checks. Missing keys are not an error: the routes that need them fail
-    /// closed, and `Application::build` reports them loudly once logging is up.
+    /// Missing keys are not an error: the routes that need them fail closed, and
+    /// `Application::build` reports them loudly once logging is up.
     fn validate(&self) -> Result<(), ConfigError> {
         if self.gateway.body_limit_bytes == 0 {
             return Err(ConfigError::Invalid("gateway.body_limit_bytes is 0".into()));
         }
-        self.kafka.validate()
+        Ok(())
     }
 }

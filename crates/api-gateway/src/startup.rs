@@ -4,14 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use substrate::BoxError;
-use substrate::avro::{AvroCodec, SchemaRegistry};
 use substrate::health::{KafkaCheck, Readiness, RegistryCheck};
 use substrate::http::BoundServer;
 use substrate::kafka::KafkaPublisher;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{JwksCheck, JwtVerifier, WebhookSecret};
-use crate::configuration::Settings;
+use crate::configuration::{Config, Settings};
 use substrate::events::AvroEventSink;
 use substrate::media::{PgMediaFiles, S3ObjectStore};
 
@@ -39,7 +38,11 @@ impl substrate::app::Service for Application {
 
     /// Creates clients and binds the listener (port 0 picks a free port). No dependency is
     /// contacted here: an unreachable broker or database shows in `/readyz`, not as a crash.
-    async fn build(settings: Settings) -> Result<Self, BoxError> {
+    async fn build(config: Config) -> Result<Self, BoxError> {
+        let Config {
+            backbone,
+            service: settings,
+        } = config;
         let jwt = Arc::new(JwtVerifier::new(&settings.auth)?);
         if !jwt.is_configured() {
             tracing::error!(
@@ -58,9 +61,12 @@ impl substrate::app::Service for Application {
         settings.gateway.rate_limits.validate()?;
         let routes_path = settings.gateway.routes_path();
         let routes = Routes::load(&routes_path);
-        let registry = Arc::new(SchemaRegistry::new(&settings.registry)?);
-        let publisher = KafkaPublisher::new(&settings.kafka)?;
-        let pool = settings.postgres.pool()?;
+        let substrate::app::Clients {
+            pool,
+            registry,
+            codec,
+            publisher,
+        } = backbone.clients()?;
         let idempotency = Arc::new(PgIdempotencyStore::new(
             pool.clone(),
             &settings.gateway.idempotency,
@@ -71,7 +77,7 @@ impl substrate::app::Service for Application {
             routes: routes.clone(),
             events: Arc::new(AvroEventSink::new(
                 "api-gateway",
-                AvroCodec::new(registry.clone()),
+                codec,
                 Arc::new(publisher.clone()),
             )),
             credits: Arc::new(PgCreditLedger::new(pool.clone())),
@@ -84,7 +90,7 @@ impl substrate::app::Service for Application {
             batch_max_events: settings.gateway.batch_max_events,
         };
         let readiness = Readiness::new("not_ready")
-            .with(Arc::new(KafkaCheck::new(&settings.kafka)?))
+            .with(Arc::new(KafkaCheck::new(&backbone.kafka)?))
             .with(Arc::new(RegistryCheck(registry)))
             .with(Arc::new(RoutesCheck(routes.clone())));
         let readiness = match jwt.jwks() {
@@ -95,9 +101,9 @@ impl substrate::app::Service for Application {
             state,
             substrate::health::router(readiness),
             settings.gateway.body_limit_bytes,
-            &settings.http,
+            &backbone.http,
         );
-        let server = BoundServer::bind(router, &settings.http).await?;
+        let server = BoundServer::bind(router, &backbone.http).await?;
         tracing::info!(port = server.port(), routes_file = %routes_path.display(), "api-gateway listening");
         Ok(Self {
             server,

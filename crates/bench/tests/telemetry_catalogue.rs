@@ -164,40 +164,33 @@ async fn every_catalogued_instrument_is_registered_by_its_services() {
     )
     .unwrap();
     let mut gateway = api_gateway::configuration::Settings::default();
-    gateway.http.host = "127.0.0.1".into();
-    gateway.http.port = 0;
-    gateway.kafka = stack.kafka();
-    gateway.registry = stack.registry.clone();
     gateway.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
     gateway.gateway.routes_file = Some(routes);
-    let gateway = api_gateway::startup::Application::build(gateway)
-        .await
-        .unwrap();
+    let gateway = api_gateway::startup::Application::build(api_gateway::configuration::Config {
+        backbone: stack.backbone(None),
+        service: gateway,
+    })
+    .await
+    .unwrap();
     let gateway_url = format!("http://127.0.0.1:{}", gateway.port());
     tokio::spawn(gateway.run_until_stopped(shutdown.clone()));
 
     // message-consumer
     let mut consumer = message_consumer::configuration::Settings::default();
-    consumer.http.host = "127.0.0.1".into();
-    consumer.http.port = 0;
-    consumer.kafka = stack.kafka();
-    consumer.registry = stack.registry.clone();
-    consumer.postgres.url = SecretString::from(db.url.clone());
     consumer.consumer.group_id = unique("tel-consumer");
     consumer.consumer.topics = vec![message_topic.clone()];
     consumer.consumer.dead_letter_topic = dead_letters.clone();
-    let consumer = message_consumer::startup::Application::build(consumer)
+    let consumer =
+        message_consumer::startup::Application::build(message_consumer::configuration::Config {
+            backbone: stack.backbone(Some(&db.url)),
+            service: consumer,
+        })
         .await
         .unwrap();
     tokio::spawn(consumer.run_until_stopped(shutdown.clone()));
 
     // media-service
     let mut media = media_service::configuration::Settings::default();
-    media.http.host = "127.0.0.1".into();
-    media.http.port = 0;
-    media.kafka = stack.kafka();
-    media.registry = stack.registry.clone();
-    media.postgres.url = SecretString::from(db.url.clone());
     media.webhook.require_token = false;
     media.consumer.group_id = unique("tel-media");
     media.consumer.topics = vec![media_topics.expired.clone()];
@@ -206,9 +199,12 @@ async fn every_catalogued_instrument_is_registered_by_its_services() {
     media.retry_consumer.topics = vec![media_topics.delete_retry.clone()];
     media.retry_consumer.dead_letter_topic = dead_letters.clone();
     media.topics = media_topics.clone();
-    let media = media_service::startup::Application::build(media)
-        .await
-        .unwrap();
+    let media = media_service::startup::Application::build(media_service::configuration::Config {
+        backbone: stack.backbone(Some(&db.url)),
+        service: media,
+    })
+    .await
+    .unwrap();
     let media_url = format!("http://127.0.0.1:{}", media.port());
     tokio::spawn(media.run_until_stopped(shutdown.clone()));
 

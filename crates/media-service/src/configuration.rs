@@ -1,32 +1,27 @@
 //! Settings of the media-service (see `config/base.yaml` for every key and its environment name).
+//! Beside the backbone every service has (`substrate::app::Backbone`: the webhook and health
+//! listener, broker, registry, the database holding `media_files`, telemetry), it has the
+//! sections below.
 
 use secrecy::SecretString;
 use serde::Deserialize;
 use substrate::app::{Aliases, ServiceSettings};
-use substrate::avro::RegistrySettings;
-use substrate::config::{ConfigError, HttpSettings};
-use substrate::kafka::{ConsumeSettings, KafkaSettings, StartAt};
-use substrate::postgres::{POSTGRES_ALIASES, PostgresSettings};
+use substrate::config::ConfigError;
+use substrate::kafka::{ConsumeSettings, StartAt};
 use substrate::s3::{S3_ALIASES, S3Settings};
-use substrate::telemetry::TelemetrySettings;
 
-/// Everything the media-service is configured with.
+/// The whole configuration of the media-service.
+pub type Config = substrate::app::Config<Settings>;
+
+/// The media-service's own settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// Webhook and health server (default `0.0.0.0:8090`).
-    pub http: HttpSettings,
-    /// Broker connection.
-    pub kafka: KafkaSettings,
     /// The main saga consumer (group `media-service-consumer`, the Go service's).
     pub consumer: ConsumeSettings,
     /// The delete-retry consumer: a separate group, because it waits out each retry's backoff
     /// and must not hold up the other sagas while it does.
     pub retry_consumer: ConsumeSettings,
-    /// Schema registry.
-    pub registry: RegistrySettings,
-    /// Database holding `media_files`.
-    pub postgres: PostgresSettings,
     /// Object store.
     pub s3: S3Settings,
     /// Webhook authentication and limits.
@@ -35,8 +30,6 @@ pub struct Settings {
     pub media: MediaSettings,
     /// Topic names.
     pub topics: Topics,
-    /// Logs, traces and metrics.
-    pub telemetry: TelemetrySettings,
 }
 
 /// Webhook settings.
@@ -150,11 +143,6 @@ impl Default for Settings {
     fn default() -> Self {
         let topics = Topics::default();
         Self {
-            http: HttpSettings {
-                port: 8090,
-                ..HttpSettings::default()
-            },
-            kafka: KafkaSettings::default(),
             consumer: ConsumeSettings {
                 // the Go service's group: a cut-over continues from its committed offsets
                 group_id: "media-service-consumer".to_owned(),
@@ -180,13 +168,10 @@ impl Default for Settings {
                 start_at: StartAt::Latest,
                 ..ConsumeSettings::default()
             },
-            registry: RegistrySettings::default(),
-            postgres: PostgresSettings::default(),
             s3: S3Settings::default(),
             webhook: WebhookSettings::default(),
             media: MediaSettings::default(),
             topics,
-            telemetry: TelemetrySettings::default(),
         }
     }
 }
@@ -200,15 +185,9 @@ const ALIASES: &[(&str, &str)] = &[
 ];
 
 impl ServiceSettings for Settings {
-    const ALIASES: &'static [Aliases] = &[POSTGRES_ALIASES, S3_ALIASES, ALIASES];
+    const ALIASES: &'static [Aliases] = &[S3_ALIASES, ALIASES];
 
-    fn telemetry(&self) -> &TelemetrySettings {
-        &self.telemetry
-    }
-
-    /// Cross-field checks.
     fn validate(&self) -> Result<(), ConfigError> {
-        self.kafka.validate()?;
         self.consumer.validate()?;
         self.retry_consumer.validate()?;
         if self.retry_consumer.group_id == self.consumer.group_id {

@@ -4,14 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use substrate::BoxError;
-use substrate::avro::{AvroCodec, SchemaRegistry};
+use substrate::avro::AvroCodec;
 use substrate::health::{BucketCheck, KafkaCheck, PostgresCheck, Readiness};
 use substrate::http::{BoundServer, Edge};
 use substrate::kafka::{ConsumeSettings, EventPublisher, KafkaPublisher, PerMessage, run_consumer};
 use tokio_util::sync::CancellationToken;
 
 use crate::announced::Announced;
-use crate::configuration::{Settings, Topics};
+use crate::configuration::{Config, Settings, Topics};
 use crate::deps::Deps;
 use crate::handlers::MediaRouter;
 use crate::webhooks::WebhookState;
@@ -22,7 +22,7 @@ use substrate::media::{PgMediaFiles, S3ObjectStore};
 #[derive(Debug)]
 pub struct Application {
     server: BoundServer,
-    settings: Settings,
+    config: Config,
     codec: AvroCodec,
     deps: Deps,
     publisher: KafkaPublisher,
@@ -34,11 +34,14 @@ impl substrate::app::Service for Application {
     type Settings = Settings;
 
     /// Creates clients and binds the listener (port 0 picks a free port).
-    async fn build(settings: Settings) -> Result<Self, BoxError> {
-        let pool = settings.postgres.pool()?;
-        let registry = Arc::new(SchemaRegistry::new(&settings.registry)?);
-        let codec = AvroCodec::new(registry);
-        let publisher = KafkaPublisher::new(&settings.kafka)?;
+    async fn build(config: Config) -> Result<Self, BoxError> {
+        let (backbone, settings) = (&config.backbone, &config.service);
+        let substrate::app::Clients {
+            pool,
+            codec,
+            publisher,
+            ..
+        } = backbone.clients()?;
         let events = Arc::new(AvroEventSink::new(
             "media-service",
             codec.clone(),
@@ -71,14 +74,14 @@ impl substrate::app::Service for Application {
             move_timeout: Duration::from_millis(settings.webhook.move_timeout_ms),
         });
         let readiness = Readiness::new("error")
-            .with(Arc::new(KafkaCheck::new(&settings.kafka)?))
+            .with(Arc::new(KafkaCheck::new(&backbone.kafka)?))
             .with(Arc::new(PostgresCheck(pool)))
             .with(Arc::new(BucketCheck {
                 client: settings.s3.internal_client(),
                 bucket: settings.s3.bucket.clone(),
             }));
         // Concurrency and time limits on the webhooks only: health checks keep answering.
-        let webhooks = substrate::http::with_request_limits(webhooks, &settings.http);
+        let webhooks = substrate::http::with_request_limits(webhooks, &backbone.http);
         let router = substrate::http::with_edge(
             webhooks.merge(substrate::health::router(readiness)),
             Edge {
@@ -88,11 +91,11 @@ impl substrate::app::Service for Application {
                 cors: None,
             },
         );
-        let server = BoundServer::bind(router, &settings.http).await?;
+        let server = BoundServer::bind(router, &backbone.http).await?;
         tracing::info!(port = server.port(), "media-service listening");
         Ok(Self {
             server,
-            settings,
+            config,
             codec,
             deps,
             publisher,
@@ -113,7 +116,7 @@ impl substrate::app::Service for Application {
             result.map_err(BoxError::from)
         };
         // Each loop's end (error or shutdown) stops the others too.
-        let kafka = &self.settings.kafka;
+        let (kafka, service) = (&self.config.backbone.kafka, &self.config.service);
         let consume = |consumer: &'static str, settings: &ConsumeSettings| {
             let (mut deps, codec, dead_letters, meter, stop_all) = (
                 deps.clone(),
@@ -123,7 +126,7 @@ impl substrate::app::Service for Application {
                 stop_all.clone(),
             );
             let settings = settings.clone();
-            let margin = Duration::from_secs(self.settings.media.replay_margin_secs);
+            let margin = Duration::from_secs(service.media.replay_margin_secs);
             async move {
                 // Before the first record: what was already published for the records this
                 // group receives again (announced.rs). Only the saga topics need it.
@@ -152,14 +155,14 @@ impl substrate::app::Service for Application {
         // only its own topic (its loop backs off), never the other sagas. The group assigns each
         // member the partitions of the topic it subscribed to, as it did for the Go service's
         // single member, so committed offsets carry over unchanged.
-        let sagas = futures::future::join_all(self.settings.consumer.topics.iter().map(|topic| {
+        let sagas = futures::future::join_all(service.consumer.topics.iter().map(|topic| {
             let settings = ConsumeSettings {
                 topics: vec![topic.clone()],
-                ..self.settings.consumer.clone()
+                ..service.consumer.clone()
             };
             consume("saga", &settings)
         }));
-        let retries = consume("delete-retry", &self.settings.retry_consumer);
+        let retries = consume("delete-retry", &service.retry_consumer);
         let (served, sagas, retried) = tokio::join!(server, sagas, retries);
         let consumed: Result<(), BoxError> = sagas.into_iter().collect();
         if let Err(error) = self.publisher.flush_blocking(Duration::from_secs(5)).await {

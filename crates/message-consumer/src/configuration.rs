@@ -1,39 +1,26 @@
 //! Settings of the message-consumer (see `config/base.yaml` for every key and its environment name).
+//! Beside the backbone every service has (`substrate::app::Backbone`: health listener, broker,
+//! registry, the database holding `user_notifications`, telemetry), it has its consume loop.
 
 use serde::Deserialize;
 use substrate::app::{Aliases, ServiceSettings};
-use substrate::avro::RegistrySettings;
-use substrate::config::{ConfigError, HttpSettings};
-use substrate::kafka::{ConsumeSettings, KafkaSettings};
-use substrate::postgres::{POSTGRES_ALIASES, PostgresSettings};
-use substrate::telemetry::TelemetrySettings;
+use substrate::config::ConfigError;
+use substrate::kafka::ConsumeSettings;
 
-/// Everything the message-consumer is configured with.
+/// The whole configuration of the message-consumer.
+pub type Config = substrate::app::Config<Settings>;
+
+/// The message-consumer's own settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// Health server (default `0.0.0.0:8091`).
-    pub http: HttpSettings,
-    /// Broker connection.
-    pub kafka: KafkaSettings,
     /// Group, topics, dead-letter topic and retry backoff of the consume loop.
     pub consumer: ConsumeSettings,
-    /// Schema registry.
-    pub registry: RegistrySettings,
-    /// Database holding `user_notifications`.
-    pub postgres: PostgresSettings,
-    /// Logs, traces and metrics.
-    pub telemetry: TelemetrySettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            http: HttpSettings {
-                port: 8091,
-                ..HttpSettings::default()
-            },
-            kafka: KafkaSettings::default(),
             consumer: ConsumeSettings {
                 // the Go service's group: a cut-over continues from its committed offsets
                 group_id: "go-message-consumer".to_owned(),
@@ -44,23 +31,14 @@ impl Default for Settings {
                 max_batch: 2048,
                 ..ConsumeSettings::default()
             },
-            registry: RegistrySettings::default(),
-            postgres: PostgresSettings::default(),
-            telemetry: TelemetrySettings::default(),
         }
     }
 }
 
 impl ServiceSettings for Settings {
-    const ALIASES: &'static [Aliases] = &[POSTGRES_ALIASES];
+    const ALIASES: &'static [Aliases] = &[];
 
-    fn telemetry(&self) -> &TelemetrySettings {
-        &self.telemetry
-    }
-
-    /// Cross-field checks.
     fn validate(&self) -> Result<(), ConfigError> {
-        self.kafka.validate()?;
         self.consumer.validate()
     }
 }

@@ -4,20 +4,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use substrate::BoxError;
-use substrate::avro::{AvroCodec, SchemaRegistry};
 use substrate::health::{KafkaCheck, PostgresCheck, Readiness};
 use substrate::http::BoundServer;
 use substrate::kafka::{EventPublisher, KafkaPublisher, run_consumer};
 use tokio_util::sync::CancellationToken;
 
-use crate::configuration::Settings;
+use crate::configuration::{Config, Settings};
 use crate::handlers::NotificationWriter;
 
 /// A built, bound, not yet running message-consumer.
 #[derive(Debug)]
 pub struct Application {
     server: BoundServer,
-    settings: Settings,
+    config: Config,
     writer: NotificationWriter,
     dead_letters: KafkaPublisher,
 }
@@ -28,22 +27,20 @@ impl substrate::app::Service for Application {
     type Settings = Settings;
 
     /// Creates clients and binds the health listener (port 0 picks a free port).
-    async fn build(settings: Settings) -> Result<Self, BoxError> {
-        let pool = settings.postgres.pool()?;
-        let registry = Arc::new(SchemaRegistry::new(&settings.registry)?);
-        let writer = NotificationWriter::new(AvroCodec::new(registry), pool.clone());
-        let dead_letters = KafkaPublisher::new(&settings.kafka)?;
+    async fn build(config: Config) -> Result<Self, BoxError> {
+        let backbone = &config.backbone;
+        let clients = backbone.clients()?;
         let readiness = Readiness::new("not_ready")
-            .with(Arc::new(PostgresCheck(pool)))
-            .with(Arc::new(KafkaCheck::new(&settings.kafka)?));
+            .with(Arc::new(PostgresCheck(clients.pool.clone())))
+            .with(Arc::new(KafkaCheck::new(&backbone.kafka)?));
         let server =
-            BoundServer::bind(substrate::health::router(readiness), &settings.http).await?;
-        tracing::info!(port = server.port(), group_id = %settings.consumer.group_id, "message-consumer listening");
+            BoundServer::bind(substrate::health::router(readiness), &backbone.http).await?;
+        tracing::info!(port = server.port(), group_id = %config.service.consumer.group_id, "message-consumer listening");
         Ok(Self {
             server,
-            settings,
-            writer,
-            dead_letters,
+            writer: NotificationWriter::new(clients.codec, clients.pool),
+            dead_letters: clients.publisher,
+            config,
         })
     }
 
@@ -56,8 +53,8 @@ impl substrate::app::Service for Application {
         let meter = opentelemetry::global::meter("message-consumer");
         let consumer = async {
             let result = run_consumer(
-                &self.settings.kafka,
-                &self.settings.consumer,
+                &self.config.backbone.kafka,
+                &self.config.service.consumer,
                 self.writer,
                 dead_letters,
                 &meter,

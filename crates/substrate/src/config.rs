@@ -79,19 +79,6 @@ pub fn load<T: DeserializeOwned>(source: &ConfigSource) -> Result<T, ConfigError
     load_with_env(source, std::env::vars().collect())
 }
 
-/// Loads a service's settings from `dir` (its `config/` folder) with the common aliases plus
-/// each of `alias_sets` (e.g. the Postgres and S3 legacy names the service understands).
-pub fn load_service<T: DeserializeOwned>(
-    dir: &str,
-    alias_sets: &[&[(&'static str, &'static str)]],
-) -> Result<T, ConfigError> {
-    let extra: Vec<_> = alias_sets
-        .iter()
-        .flat_map(|set| set.iter().copied())
-        .collect();
-    load(&ConfigSource::new(dir, &extra))
-}
-
 /// Loads settings from files and the given environment (tests pass their own map).
 pub fn load_with_env<T: DeserializeOwned>(
     source: &ConfigSource,

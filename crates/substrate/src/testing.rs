@@ -95,6 +95,26 @@ impl TestStack {
         crate::config::load(&source).unwrap_or_else(|e| panic!("test stack config: {e}"))
     }
 
+    /// A service's backbone on this stack: HTTP on 127.0.0.1 with a free port (0), the test
+    /// Kafka settings, the registry, and `database_url` (a test's own database) when given.
+    pub fn backbone(&self, database_url: Option<&str>) -> crate::app::Backbone {
+        let mut postgres = self.postgres.clone();
+        if let Some(url) = database_url {
+            postgres.url = secrecy::SecretString::from(url.to_owned());
+        }
+        crate::app::Backbone {
+            http: crate::config::HttpSettings {
+                host: "127.0.0.1".to_owned(),
+                port: 0,
+                ..crate::config::HttpSettings::default()
+            },
+            kafka: self.kafka(),
+            registry: self.registry.clone(),
+            postgres,
+            telemetry: crate::telemetry::TelemetrySettings::default(),
+        }
+    }
+
     /// Kafka settings with short timeouts suited to tests.
     pub fn kafka(&self) -> KafkaSettings {
         KafkaSettings {

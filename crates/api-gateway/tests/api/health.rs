@@ -6,7 +6,7 @@ use crate::helpers::{Env, spawn_app};
 async fn healthz_and_readyz_are_ok_when_broker_registry_and_routes_are_up() {
     let env = Env::new(&[]).await;
     env.write_default_routes();
-    let app = spawn_app(env.settings()).await;
+    let app = spawn_app(env.config()).await;
     for path in ["/healthz", "/readyz"] {
         let response = app
             .client
@@ -29,8 +29,8 @@ async fn healthz_and_readyz_are_ok_when_broker_registry_and_routes_are_up() {
 async fn readyz_is_503_when_the_registry_is_down_or_no_routes_file_is_loaded() {
     let env = Env::new(&[]).await;
     env.write_default_routes();
-    let mut settings = env.settings();
-    settings.registry.url = "http://127.0.0.1:9".into();
+    let mut settings = env.config();
+    settings.backbone.registry.url = "http://127.0.0.1:9".into();
     let app = spawn_app(settings).await;
     let body: Value = app
         .client
@@ -46,7 +46,7 @@ async fn readyz_is_503_when_the_registry_is_down_or_no_routes_file_is_loaded() {
     assert_eq!(body["checks"]["kafka"], "ok");
 
     let env = Env::new(&[]).await; // no routes file written
-    let app = spawn_app(env.settings()).await;
+    let app = spawn_app(env.config()).await;
     let response = app
         .client
         .get(format!("{}/readyz", app.address))

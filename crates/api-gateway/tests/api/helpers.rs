@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use substrate::app::Service;
 
-use api_gateway::configuration::{Settings, Topics};
+use api_gateway::configuration::{Config, Settings, Topics};
 use api_gateway::startup::Application;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -128,13 +128,9 @@ impl Env {
         std::fs::write(self.routes_file(), text).unwrap();
     }
 
-    /// Gateway settings for this environment on a free port.
-    pub fn settings(&self) -> Settings {
+    /// Gateway configuration for this environment on a free port.
+    pub fn config(&self) -> Config {
         let mut settings = Settings::default();
-        settings.http.host = "127.0.0.1".into();
-        settings.http.port = 0;
-        settings.kafka = self.stack.kafka();
-        settings.registry = self.stack.registry.clone();
         settings.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
         settings.auth.webhook_secret = Some(SecretString::from(WEBHOOK_SECRET));
         settings.gateway.routes_file = Some(self.routes_file());
@@ -149,7 +145,10 @@ impl Env {
             delete_events: topic("public.media.delete.events", defaults.delete_events),
             delete_retry: topic("internal.media.delete.retry", defaults.delete_retry),
         };
-        settings
+        Config {
+            backbone: self.stack.backbone(None),
+            service: settings,
+        }
     }
 
     /// Reads `count` records of a contract's test topic and decodes them with the registry.
@@ -177,8 +176,8 @@ impl Env {
     }
 }
 
-pub async fn spawn_app(settings: Settings) -> TestApp {
-    let app = Application::build(settings)
+pub async fn spawn_app(config: Config) -> TestApp {
+    let app = Application::build(config)
         .await
         .unwrap_or_else(|e| panic!("build: {e}"));
     let address = format!("http://127.0.0.1:{}", app.port());

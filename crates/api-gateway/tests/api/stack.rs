@@ -34,7 +34,7 @@ async fn each_route_lands_confluent_framed_on_its_topic_with_server_set_identity
     ])
     .await;
     env.write_default_routes();
-    let app = spawn_app(env.settings()).await;
+    let app = spawn_app(env.config()).await;
     let secret = vec![("x-webhook-secret", WEBHOOK_SECRET.to_owned())];
 
     // Act: one request per route; the user bodies try to speak for "victim".
@@ -154,10 +154,10 @@ async fn the_jwt_attack_matrix_is_refused_and_rotated_es256_keys_are_picked_up()
     let env = Env::new(&["public.user.message.events"]).await;
     env.write_default_routes();
     let keys = Arc::new(Mutex::new(json!({"keys": [jwk("a", "k1")]})));
-    let mut settings = env.settings();
-    settings.auth.jwks_url = Some(jwks_server(keys.clone()).await);
-    settings.auth.jwks_min_refresh_secs = 0;
-    settings.auth.issuer = None;
+    let mut settings = env.config();
+    settings.service.auth.jwks_url = Some(jwks_server(keys.clone()).await);
+    settings.service.auth.jwks_min_refresh_secs = 0;
+    settings.service.auth.issuer = None;
     let app = spawn_app(settings).await;
     let body = json!({"user_id":"x","email":"e","message":"m","timestamp":"t"});
     let post = |token: String| {
@@ -262,7 +262,7 @@ async fn a_configmap_style_swap_of_routes_yaml_takes_effect_without_restart() {
     write_version("..v1", "externalRoutes: {}\n");
     swap_data("..v1");
     std::os::unix::fs::symlink(Path::new("..data/routes.yaml"), env.routes_file()).unwrap();
-    let app = spawn_app(env.settings()).await;
+    let app = spawn_app(env.config()).await;
     let body = json!({"user_id":"x","email":"e","message":"m","timestamp":"t"});
     assert_eq!(
         app.post("/api/v1/events/message", &auth("u"), &body)
@@ -398,8 +398,8 @@ async fn with_the_broker_down_requests_get_503_and_nothing_acknowledged_is_lost(
     env.topics
         .insert("public.user.message.events".into(), topic.clone());
     env.write_default_routes();
-    let mut settings = env.settings();
-    settings.kafka.delivery_timeout_ms = 2_000;
+    let mut settings = env.config();
+    settings.backbone.kafka.delivery_timeout_ms = 2_000;
     let app = spawn_app(settings).await;
     let message =
         |n: usize| json!({"user_id":"x","email":"e","message":format!("msg-{n}"),"timestamp":"t"});
@@ -486,8 +486,8 @@ async fn legacy_routes_spend_credits_atomically_and_delete_for_real() {
     .execute(&db.pool)
     .await
     .unwrap();
-    let mut settings = env.settings();
-    settings.postgres.url = secrecy::SecretString::from(db.url.clone());
+    let mut settings = env.config();
+    settings.backbone.postgres.url = secrecy::SecretString::from(db.url.clone());
     let app = spawn_app(settings).await;
 
     // Act: two uploads race for the last credit.
@@ -628,9 +628,9 @@ async fn an_https_jwks_is_trusted_through_the_configured_ca_and_readiness_waits_
     )];
 
     // With the CA: keys load, the gateway is ready and ES256 tokens are accepted.
-    let mut trusting = env.settings();
-    trusting.auth.jwks_url = Some(url.clone());
-    trusting.auth.jwks_ca_file = Some(ca_file);
+    let mut trusting = env.config();
+    trusting.service.auth.jwks_url = Some(url.clone());
+    trusting.service.auth.jwks_ca_file = Some(ca_file);
     let app = spawn_app(trusting).await;
     let ready = eventually(Duration::from_secs(30), || async {
         app.client
@@ -645,8 +645,8 @@ async fn an_https_jwks_is_trusted_through_the_configured_ca_and_readiness_waits_
 
     // Without it the certificate is not trusted: no key, not ready, ES256 refused (HS256 and
     // the rest of the gateway still work, so only the JWKS check holds readiness back).
-    let mut untrusting = env.settings();
-    untrusting.auth.jwks_url = Some(url);
+    let mut untrusting = env.config();
+    untrusting.service.auth.jwks_url = Some(url);
     let app = spawn_app(untrusting).await;
     assert_eq!(app.post("/api/v1/events/message", &es, &body).await.0, 401);
     assert_eq!(
@@ -675,8 +675,8 @@ async fn a_keyed_retry_after_a_gateway_restart_gets_the_first_answer_and_produce
     let env = Env::new(&["public.user.message.events", "internal.media.upload.intent"]).await;
     env.write_default_routes();
     let db = substrate::testing::TestDatabase::create(&env.stack, "idempotency").await;
-    let mut settings = env.settings();
-    settings.postgres.url = secrecy::SecretString::from(db.url.clone());
+    let mut settings = env.config();
+    settings.backbone.postgres.url = secrecy::SecretString::from(db.url.clone());
     let user = "11111111-2222-3333-4444-666666666666";
     let mut headers = auth(user);
     headers.push(("idempotency-key", "upload-7f3a".to_owned()));
@@ -732,7 +732,7 @@ async fn a_batch_lands_in_order_on_the_broker_with_one_identity_per_event() {
     // Arrange
     let env = Env::new(&["public.user.message.events"]).await;
     env.write_default_routes();
-    let app = spawn_app(env.settings()).await;
+    let app = spawn_app(env.config()).await;
     let event = |text: &str| json!({"message": text, "timestamp": "2026-12-01T00:00:00Z"});
 
     // Act: five events, the third without the required `message`.

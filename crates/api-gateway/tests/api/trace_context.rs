@@ -48,7 +48,7 @@ async fn a_request_and_the_record_it_produces_are_one_trace() {
     let spans = capture_spans();
     let env = Env::new(&[MESSAGE]).await;
     env.write_default_routes();
-    let app = spawn_app(env.settings()).await;
+    let app = spawn_app(env.config()).await;
     let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
     let incoming = format!("00-{caller_trace}-{caller_span}-01");

@@ -1,12 +1,12 @@
-use media_service::configuration::Settings;
+use media_service::configuration::{Config, Settings};
 use media_service::startup::Application;
 use serde_json::Value;
 use substrate::app::Service;
 use substrate::testing::TestStack;
 use tokio_util::sync::CancellationToken;
 
-async fn readyz(settings: Settings) -> (u16, Value) {
-    let app = Application::build(settings)
+async fn readyz(config: Config) -> (u16, Value) {
+    let app = Application::build(config)
         .await
         .unwrap_or_else(|e| panic!("build: {e}"));
     let url = format!("http://127.0.0.1:{}/readyz", app.port());
@@ -20,13 +20,11 @@ async fn readyz(settings: Settings) -> (u16, Value) {
     (status, body)
 }
 
-fn settings() -> Settings {
-    let stack = TestStack::from_env();
-    let mut settings = Settings::default();
-    settings.http.host = "127.0.0.1".into();
-    settings.http.port = 0;
-    settings.kafka = stack.kafka();
-    settings
+fn settings() -> Config {
+    Config {
+        backbone: TestStack::from_env().backbone(None),
+        service: Settings::default(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -39,7 +37,7 @@ async fn readyz_checks_kafka_database_and_bucket_for_real() {
     }
 
     let mut missing_bucket = settings();
-    missing_bucket.s3.bucket = substrate::testing::unique("no-such-bucket");
+    missing_bucket.service.s3.bucket = substrate::testing::unique("no-such-bucket");
     let (status, body) = readyz(missing_bucket).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "error");

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use substrate::app::ServiceSettings;
 
-use media_service::configuration::Settings;
+use media_service::configuration::Config;
 use media_service::handlers::MediaRouter;
 use serde_json::json;
 use substrate::avro::{AvroCodec, RegistrySettings, SchemaRegistry};
@@ -13,10 +13,16 @@ use crate::fakes::{Kit, fields, insert_video, lock};
 
 #[test]
 fn defaults_match_the_original_configuration() {
-    let settings = Settings::default();
-    assert_eq!(settings.http.port, 8090);
-    assert_eq!(settings.kafka.brokers, "127.0.0.1:9092");
-    assert_eq!(settings.registry.url, "http://127.0.0.1:8081");
+    // What the service loads from its shipped config/ with no environment at all.
+    let loaded = Config::load_with_env(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        std::collections::HashMap::new(),
+    )
+    .unwrap();
+    assert_eq!(loaded.backbone.http.port, 8090);
+    assert_eq!(loaded.backbone.kafka.brokers, "127.0.0.1:9092");
+    assert_eq!(loaded.backbone.registry.url, "http://127.0.0.1:8081");
+    let settings = loaded.service;
     assert_eq!(settings.s3.endpoint, "127.0.0.1:9000");
     assert_eq!(settings.s3.public_endpoint, "127.0.0.1:9000");
     assert_eq!(settings.s3.access_key, "admin");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use substrate::app::Service;
 
-use media_service::configuration::{Settings, Topics};
+use media_service::configuration::{Config, Settings, Topics};
 use media_service::startup::Application;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -122,8 +122,8 @@ struct Fixture {
     codec: AvroCodec,
     publisher: KafkaPublisher,
     store: Store,
-    /// The service's settings (its saga group: `settings.consumer.group_id`).
-    settings: Settings,
+    /// The service's configuration (its saga group: `config.service.consumer.group_id`).
+    config: Config,
     shutdown: CancellationToken,
     service: Option<tokio::task::JoinHandle<()>>,
 }
@@ -210,13 +210,10 @@ impl Fixture {
             webhooks: String::new(),
             child: None,
         };
-        let mut settings = Settings::default();
-        settings.http.host = "127.0.0.1".into();
+        let mut backbone = stack.backbone(Some(&db.url));
         // A fixed port, so the object store's webhooks can point at it before the service runs.
-        settings.http.port = free_port();
-        settings.kafka = stack.kafka();
-        settings.registry = stack.registry.clone();
-        settings.postgres.url = SecretString::from(db.url.clone());
+        backbone.http.port = free_port();
+        let mut settings = Settings::default();
         settings.s3 = store.settings();
         settings.webhook.token = Some(SecretString::from(TOKEN));
         settings.media.delete_retry_base_delay_ms = retry_base_ms;
@@ -235,7 +232,7 @@ impl Fixture {
         settings.retry_consumer.topics = vec![topics.delete_retry.clone()];
         settings.retry_consumer.dead_letter_topic = dead_letters;
         settings.topics = topics.clone();
-        store.webhooks = format!("http://127.0.0.1:{}", settings.http.port);
+        store.webhooks = format!("http://127.0.0.1:{}", backbone.http.port);
         store.start().await;
         Self {
             publisher: KafkaPublisher::new(&stack.kafka()).unwrap(),
@@ -244,7 +241,10 @@ impl Fixture {
             db,
             topics,
             store,
-            settings,
+            config: Config {
+                backbone,
+                service: settings,
+            },
             shutdown: CancellationToken::new(),
             service: None,
         }
@@ -252,7 +252,7 @@ impl Fixture {
 
     /// Starts the service.
     async fn launch(&mut self) {
-        let app = Application::build(self.settings.clone())
+        let app = Application::build(self.config.clone())
             .await
             .unwrap_or_else(|e| panic!("build: {e}"));
         let token = self.shutdown.clone();
@@ -614,7 +614,7 @@ async fn records_the_go_service_handled_but_did_not_commit_are_not_answered_twic
         .await
         .unwrap();
     f.produce(&f.topics.delete_events, json!({"user_id":"user-go","file_path":gone,"file_name":"doc.pdf","media_type":"application/pdf","file_size":3,"delete_time":"2026-11-30T10:00:02Z"})).await;
-    let group = f.settings.consumer.group_id.clone();
+    let group = f.config.service.consumer.group_id.clone();
     f.stack.commit_offset(&group, approved, 1);
     f.stack.commit_offset(&group, deletes, 0);
 
@@ -710,8 +710,8 @@ async fn a_request_the_store_refuses_for_good_is_dead_lettered_instead_of_retrie
     // Arrange: the service holds credentials the store does not accept (a rotated key), so
     // every removal is answered 403 Access Denied, which no retry can change.
     let mut f = Fixture::prepare(1_000).await;
-    f.settings.s3.secret_key = SecretString::from("not-the-store-password");
-    f.settings.consumer.retry_budget_ms = 0;
+    f.config.service.s3.secret_key = SecretString::from("not-the-store-password");
+    f.config.service.consumer.retry_budget_ms = 0;
     f.launch().await;
     let staged = "uploads/owner/refused/x.png";
 
@@ -719,7 +719,7 @@ async fn a_request_the_store_refuses_for_good_is_dead_lettered_instead_of_retrie
     f.produce(&f.topics.expired, json!({"user_id":"owner","file_path":staged,"file_name":"x.png","file_size":1,"media_type":"image/png","request_id":"req-refused","request_time":"t","expired_time":"t"})).await;
     let dead = f
         .stack
-        .read_topic(&f.settings.consumer.dead_letter_topic, 1, WAIT)
+        .read_topic(&f.config.service.consumer.dead_letter_topic, 1, WAIT)
         .await;
     let expired_topic = f.topics.expired.clone();
     f.stop().await;

@@ -2,9 +2,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use substrate::app::Service;
 
-use message_consumer::configuration::Settings;
+use message_consumer::configuration::{Config, Settings};
 use message_consumer::startup::Application;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use substrate::avro::{AvroCodec, SchemaRegistry};
 use substrate::events::EVENT_ID_HEADER;
@@ -68,24 +67,23 @@ impl Fixture {
         }
     }
 
-    fn settings(&self, group: &str) -> Settings {
+    fn config(&self, group: &str) -> Config {
+        let mut backbone = self.stack.backbone(Some(&self.db.url));
+        backbone.postgres.acquire_timeout_ms = 500;
         let mut settings = Settings::default();
-        settings.http.host = "127.0.0.1".into();
-        settings.http.port = 0;
-        settings.kafka = self.stack.kafka();
-        settings.registry = self.stack.registry.clone();
-        settings.postgres.url = SecretString::from(self.db.url.clone());
-        settings.postgres.acquire_timeout_ms = 500;
         settings.consumer.group_id = group.to_owned();
         settings.consumer.topics = vec![self.topic.clone()];
         settings.consumer.dead_letter_topic = self.dead_letters.clone();
         settings.consumer.retry_initial_backoff_ms = 50;
         settings.consumer.retry_max_backoff_ms = 500;
-        settings
+        Config {
+            backbone,
+            service: settings,
+        }
     }
 
     async fn start(&self, group: &str) -> Running {
-        let app = Application::build(self.settings(group))
+        let app = Application::build(self.config(group))
             .await
             .unwrap_or_else(|e| panic!("build: {e}"));
         let port = app.port();
@@ -704,9 +702,9 @@ async fn a_backlog_spanning_several_statements_lands_in_order_with_poison_set_as
                 .await;
         }
     }
-    let mut settings = f.settings(&unique("g-backlog"));
-    settings.consumer.max_batch = 2048;
-    let app = Application::build(settings)
+    let mut config = f.config(&unique("g-backlog"));
+    config.service.consumer.max_batch = 2048;
+    let app = Application::build(config)
         .await
         .unwrap_or_else(|e| panic!("build: {e}"));
     let shutdown = CancellationToken::new();

@@ -1,4 +1,4 @@
-use message_consumer::configuration::Settings;
+use message_consumer::configuration::{Config, Settings};
 use message_consumer::startup::Application;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -6,8 +6,8 @@ use substrate::app::Service;
 use substrate::testing::TestStack;
 use tokio_util::sync::CancellationToken;
 
-async fn readyz(settings: Settings) -> (u16, Value) {
-    let app = Application::build(settings)
+async fn readyz(config: Config) -> (u16, Value) {
+    let app = Application::build(config)
         .await
         .unwrap_or_else(|e| panic!("build: {e}"));
     let url = format!("http://127.0.0.1:{}/readyz", app.port());
@@ -21,13 +21,11 @@ async fn readyz(settings: Settings) -> (u16, Value) {
     (status, body)
 }
 
-fn settings() -> Settings {
-    let stack = TestStack::from_env();
-    let mut settings = Settings::default();
-    settings.http.host = "127.0.0.1".into();
-    settings.http.port = 0;
-    settings.kafka = stack.kafka();
-    settings
+fn settings() -> Config {
+    Config {
+        backbone: TestStack::from_env().backbone(None),
+        service: Settings::default(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -37,8 +35,9 @@ async fn readyz_follows_postgres_reachability() {
     assert_eq!(body["checks"]["database"], "ok");
 
     let mut unreachable = settings();
-    unreachable.postgres.url = SecretString::from("postgres://postgres@127.0.0.1:9/substrate");
-    unreachable.postgres.acquire_timeout_ms = 300;
+    unreachable.backbone.postgres.url =
+        SecretString::from("postgres://postgres@127.0.0.1:9/substrate");
+    unreachable.backbone.postgres.acquire_timeout_ms = 300;
     let (status, body) = readyz(unreachable).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "not_ready");
@@ -47,8 +46,14 @@ async fn readyz_follows_postgres_reachability() {
 
 #[test]
 fn default_settings_match_the_platform_contract() {
-    let settings = Settings::default();
-    assert_eq!(settings.http.port, 8091);
+    // What the service loads from its shipped config/ with no environment at all.
+    let loaded = Config::load_with_env(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        std::collections::HashMap::new(),
+    )
+    .unwrap();
+    assert_eq!(loaded.backbone.http.port, 8091);
+    let settings = loaded.service;
     assert_eq!(settings.consumer.topics, ["public.user.message.events"]);
     // the Go service's group, so a cut-over continues from its committed offsets
     assert_eq!(settings.consumer.group_id, "go-message-consumer");
