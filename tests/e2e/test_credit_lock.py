@@ -50,7 +50,7 @@ def gateway(tmp_path: Path):
     port = free_port()
     process = subprocess.Popen(
         [TARGET / "api-gateway"],
-        env=gateway_env(port, database, REPO / "routes.yaml"),
+        env=gateway_env(port, database, REPO / "crates/api-gateway/config/routes.yaml"),
         stdout=subprocess.DEVNULL,
         stderr=open(tmp_path / "gateway.log", "w"),
     )

@@ -126,9 +126,9 @@ def test_routes_configmap_is_mounted_as_a_directory(rendered: list[dict[str, Any
     expected = (values.get("apiGateway", {}).get("routes")
                 or yaml.safe_load((opslib.CHART / "values.yaml").read_text())["apiGateway"]["routes"])
     assert routes == expected
-    # the chart's default routes are the ones shipped in the image (routes.yaml at the root)
+    # the chart's default routes are the ones shipped in the image (the gateway's config/routes.yaml)
     assert yaml.safe_load((opslib.CHART / "values.yaml").read_text())["apiGateway"]["routes"] == \
-        yaml.safe_load((opslib.REPO / "routes.yaml").read_text())
+        yaml.safe_load((opslib.REPO / "crates/api-gateway/config/routes.yaml").read_text())
 
     pod = by_kind(rendered, "Deployment")["api-gateway"]["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}

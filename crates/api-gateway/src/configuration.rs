@@ -80,7 +80,8 @@ impl Default for AuthSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct GatewaySettings {
-    /// The allowlist file. When unset, `/app/routes.yaml` and then `./routes.yaml` are tried.
+    /// The allowlist file. When unset, `routes.yaml` in the configuration directory
+    /// (`APP_CONFIG_DIR`, in the image `/app/config`; otherwise the crate's `config/`).
     /// Its directory is watched, so Kubernetes ConfigMap symlink swaps are picked up.
     pub routes_file: Option<PathBuf>,
     /// Largest accepted request body, in bytes.
@@ -149,12 +150,14 @@ impl GatewaySettings {
         if let Some(path) = &self.routes_file {
             return path.clone();
         }
-        let in_image = PathBuf::from("/app/routes.yaml");
-        if in_image.exists() {
-            in_image
-        } else {
-            PathBuf::from("routes.yaml")
-        }
+        // The same directory the settings files are read from.
+        std::env::var_os(substrate::config::CONFIG_DIR_VAR)
+            .filter(|dir| !dir.is_empty())
+            .map_or_else(
+                || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
+                PathBuf::from,
+            )
+            .join("routes.yaml")
     }
 }
 

@@ -295,4 +295,22 @@ mod tests {
         assert!(!routes.is_loaded());
         assert_eq!(routes.current().counts(), (0, 0));
     }
+
+    #[test]
+    fn the_shipped_allowlist_is_the_default_and_routes_the_platform_topics() {
+        // The crate's config/ (the image sets APP_CONFIG_DIR=/app/config, which holds the same file).
+        let path = crate::configuration::GatewaySettings::default().routes_path();
+        assert!(path.ends_with("config/routes.yaml"), "{}", path.display());
+        let routes = Routes::load(&path);
+        assert!(routes.is_loaded(), "{}", path.display());
+        let table = routes.current();
+        assert_eq!(
+            table.webhook_topic("signup"),
+            Some("public.identity.signup.events")
+        );
+        assert_eq!(
+            table.external_topic("message"),
+            Some("public.user.message.events")
+        );
+    }
 }
