@@ -5,7 +5,7 @@ set -euo pipefail
 # shellcheck source=scripts/stack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-for name in pgnet-worker local-objectstore rivven-schema kafka; do
+for name in pgnet-worker local-supabase local-objectstore rivven-schema kafka; do
     stop_bg "$name"
 done
 bash scripts/stack/postgres.sh stop

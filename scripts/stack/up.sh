@@ -5,11 +5,12 @@
 #   kafka             :9092   Apache Kafka 4 (KRaft, one node), data in .local/data/kafka
 #   rivven-schema     :8081   schema registry (in memory; re-filled by the bootstrap)
 #   local-objectstore :9000   S3 with webhooks to the media-service, data in .local/data/objectstore
+#   local-supabase    :54321  Supabase Auth, REST and Realtime stand-ins over that Postgres
 #   pgnet-worker              delivers the requests queued by the local pg_net
 #
 # A component that is already running (live pid and open port) is left alone, so running
 # this again is quick. Run scripts/stack/install.sh first (./taskw setup). Environment:
-#   STACK_SKIP_BUILD=1   do not `cargo build -p local-objectstore` before starting it
+#   STACK_SKIP_BUILD=1   do not `cargo build` local-objectstore and local-supabase before starting them
 #   MEDIA_WEBHOOK_TOKEN  bearer token of the object-store webhooks (default local-webhook-token)
 set -euo pipefail
 # shellcheck source=scripts/stack/lib.sh
@@ -64,15 +65,20 @@ command -v rivven-schema >/dev/null || die "rivven-schema is not installed; run 
 start_service rivven-schema "$REGISTRY_PORT" -- \
     env NO_COLOR=1 rivven-schema serve --host "$STACK_HOST" --port "$REGISTRY_PORT"
 
-# --- local-objectstore (S3) ---------------------------------------------------------------
+# --- the dev-only Rust parts: built together (one cargo run) -----------------------------------
 objectstore_bin="$TARGET_DIR/debug/local-objectstore"
-if ! is_running local-objectstore; then
+supabase_bin="$TARGET_DIR/debug/local-supabase"
+if ! is_running local-objectstore || ! is_running local-supabase; then
     if [[ "${STACK_SKIP_BUILD:-0}" != 1 ]]; then
-        log "building local-objectstore (STACK_SKIP_BUILD=1 skips this)"
-        cargo build -p local-objectstore
+        log "building local-objectstore and local-supabase (STACK_SKIP_BUILD=1 skips this)"
+        cargo build -p local-objectstore -p local-supabase
     fi
-    [[ -x "$objectstore_bin" ]] || die "$objectstore_bin is missing; build it with cargo build -p local-objectstore"
+    for bin in "$objectstore_bin" "$supabase_bin"; do
+        [[ -x "$bin" ]] || die "$bin is missing; build it with cargo build -p ${bin##*/}"
+    done
 fi
+
+# --- local-objectstore (S3) ---------------------------------------------------------------
 mkdir -p "$DATA_DIR/objectstore"
 start_service local-objectstore "$OBJECTSTORE_PORT" -- \
     "$objectstore_bin" \
@@ -84,6 +90,11 @@ start_service local-objectstore "$OBJECTSTORE_PORT" -- \
     --webhook "files/=http://$STACK_HOST:8090/webhooks/file-ready" \
     --webhook-token "${MEDIA_WEBHOOK_TOKEN:-local-webhook-token}"
 
+# --- local-supabase (Auth, REST, Realtime) ---------------------------------------------------
+start_service local-supabase "$SUPABASE_PORT" -- \
+    env RUST_LOG="${LOCAL_SUPABASE_LOG:-info,sqlx=warn}" NO_COLOR=1 "$supabase_bin" \
+    --host "$STACK_HOST" --port "$SUPABASE_PORT" --database-url "$POSTGRES_URL"
+
 # --- pg_net delivery worker ---------------------------------------------------------------
 start_service pgnet-worker "" -- \
     env PGNET_DATABASE_URL="$POSTGRES_URL" PYTHONUNBUFFERED=1 "$VENV_PYTHON" scripts/pgnet_worker.py
@@ -92,6 +103,7 @@ start_service pgnet-worker "" -- \
 wait_for_port "$STACK_HOST" "$KAFKA_PORT" 90 kafka
 wait_for_port "$STACK_HOST" "$REGISTRY_PORT" 60 rivven-schema
 wait_for_port "$STACK_HOST" "$OBJECTSTORE_PORT" 60 local-objectstore
+wait_for_port "$STACK_HOST" "$SUPABASE_PORT" 60 local-supabase
 sleep 0.2
 is_running pgnet-worker || {
     show_log_tail pgnet-worker

@@ -130,8 +130,24 @@ create table if not exists auth.sessions (
 );
 create index if not exists sessions_user_id_idx on auth.sessions (user_id);
 
+-- GoTrue's refresh tokens: one chain per session, each token revoked when it
+-- is exchanged for the next (parent); they go with their session.
+create table if not exists auth.refresh_tokens (
+  instance_id uuid,
+  id bigserial primary key,
+  token varchar(255) unique,
+  user_id varchar(255),
+  revoked boolean,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now(),
+  parent varchar(255),
+  session_id uuid references auth.sessions (id) on delete cascade
+);
+create index if not exists refresh_tokens_session_id_idx on auth.refresh_tokens (session_id);
+
 grant usage on schema auth to supabase_auth_admin;
-grant select, insert, update, delete on auth.users, auth.sessions to supabase_auth_admin;
+grant select, insert, update, delete on auth.users, auth.sessions, auth.refresh_tokens to supabase_auth_admin;
+grant usage, select on sequence auth.refresh_tokens_id_seq to supabase_auth_admin;
 
 -- The request.jwt.claims setting holds the whole JWT payload (PostgREST 9+);
 -- request.jwt.claim.<name> is the older per-claim form, still honoured.

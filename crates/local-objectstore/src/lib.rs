@@ -18,3 +18,20 @@ mod service;
 
 pub use notify::{EventKind, Notifier, WebhookTarget};
 pub use service::NotifyingStore;
+
+/// CORS for browsers on `origins` (the frontend's dev server): GET, PUT and HEAD with any
+/// request header, the ETag readable, as the compose MinIO is configured. Preflights are
+/// answered here; they carry no signature, so they never reach the S3 service.
+pub fn cors(origins: &[String]) -> anyhow::Result<tower_http::cors::CorsLayer> {
+    use http::{HeaderValue, Method, header};
+    let origins = origins
+        .iter()
+        .map(|origin| HeaderValue::from_str(origin))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--cors-origin: {e}"))?;
+    Ok(tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::PUT, Method::HEAD])
+        .allow_headers(tower_http::cors::Any)
+        .expose_headers([header::ETAG]))
+}

@@ -4,8 +4,12 @@
 //! local-objectstore --root .local/objectstore --port 9000 \
 //!     --access-key admin --secret-key password --bucket media-uploads \
 //!     --webhook uploads/=http://127.0.0.1:8090/webhooks/media-upload \
-//!     --webhook files/=http://127.0.0.1:8090/webhooks/file-ready [--webhook-token TOKEN]
+//!     --webhook files/=http://127.0.0.1:8090/webhooks/file-ready [--webhook-token TOKEN] \
+//!     [--cors-origin http://127.0.0.1:5173 ...]
 //! ```
+//!
+//! Browsers on the `--cors-origin` origins (default: the frontend's dev server, as the compose
+//! MinIO allows it) may GET, PUT and HEAD with any headers and read the ETag.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,6 +33,7 @@ struct Options {
     buckets: Vec<String>,
     webhooks: Vec<WebhookTarget>,
     webhook_token: Option<String>,
+    cors_origins: Vec<String>,
 }
 
 fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
@@ -41,6 +46,7 @@ fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
         buckets: Vec::new(),
         webhooks: Vec::new(),
         webhook_token: None,
+        cors_origins: Vec::new(),
     };
     let mut args = args.peekable();
     while let Some(flag) = args.next() {
@@ -56,12 +62,19 @@ fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
                 .webhooks
                 .push(WebhookTarget::parse(&value()?).map_err(anyhow::Error::msg)?),
             "--webhook-token" => options.webhook_token = Some(value()?).filter(|t| !t.is_empty()),
+            "--cors-origin" => options.cors_origins.push(value()?),
             "--help" | "-h" => {
                 println!("see the module docs in crates/local-objectstore/src/main.rs");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?}"),
         }
+    }
+    if options.cors_origins.is_empty() {
+        options.cors_origins = vec![
+            "http://localhost:5173".into(),
+            "http://127.0.0.1:5173".into(),
+        ];
     }
     Ok(options)
 }
@@ -100,7 +113,12 @@ async fn main() -> anyhow::Result<()> {
         options.access_key.clone(),
         options.secret_key.clone(),
     ));
-    let service = builder.build();
+    let cors = local_objectstore::cors(&options.cors_origins)?;
+    let service = hyper_util::service::TowerToHyperService::new(
+        tower::ServiceBuilder::new()
+            .layer(cors)
+            .service(builder.build()),
+    );
 
     let listener = TcpListener::bind((options.host.as_str(), options.port))
         .await

@@ -254,3 +254,64 @@ async fn tampered_expired_and_wrongly_keyed_requests_are_refused() {
         "refused requests store and announce nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_frontend_origin_may_put_from_a_browser_and_read_the_etag_and_others_may_not() {
+    let (hooks, _seen) = receiver().await;
+    let store = start_store(&hooks).await;
+    let base = format!("http://{}", store.settings.endpoint);
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{base}/media-uploads/uploads/u/1/a.png"),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "PUT")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+
+    let allowed = preflight("http://127.0.0.1:5173").await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin").as_deref(),
+        Some("http://127.0.0.1:5173")
+    );
+    let methods = header(&allowed, "access-control-allow-methods").unwrap_or_default();
+    assert!(methods.contains("PUT"), "{methods}");
+    let foreign = preflight("http://evil.example").await.unwrap();
+    assert_eq!(header(&foreign, "access-control-allow-origin"), None);
+
+    // The signed PUT itself: stored, and the browser may read its ETag.
+    let url = presigned_put(
+        &store.settings,
+        "uploads/u/1/a.png",
+        "image/png",
+        Duration::from_secs(60),
+    )
+    .await;
+    let put = client
+        .put(&url)
+        .header("origin", "http://localhost:5173")
+        .header("content-type", "image/png")
+        .body(b"png".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    assert_eq!(
+        header(&put, "access-control-allow-origin").as_deref(),
+        Some("http://localhost:5173")
+    );
+    let exposed = header(&put, "access-control-expose-headers").unwrap_or_default();
+    assert!(exposed.to_lowercase().contains("etag"), "{exposed}");
+    assert!(header(&put, "etag").is_some());
+}
