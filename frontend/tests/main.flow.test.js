@@ -2,6 +2,8 @@
 // main.js against index.html with a fake Supabase client and a mocked fetch: the page flows
 // the browser tests exercise against the real stack.
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 const fake = vi.hoisted(() => ({ current: /** @type {any} */ (null) }));
@@ -13,7 +15,8 @@ vi.mock('@supabase/supabase-js', () => ({
   }),
 }));
 
-const INDEX_HTML = readFileSync(new URL('../index.html', import.meta.url), 'utf8');
+// A path, not a URL object: under jsdom the global URL is jsdom's, which node:fs does not take.
+const INDEX_HTML = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'index.html'), 'utf8');
 const GATEWAY = 'http://gateway.test:8080';
 const USER = { id: 'user-1', email: 'alice@example.com' };
 const FILE_ROW = {

@@ -19,25 +19,40 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v cargo >/dev/null || die "cargo is not on PATH; install Rust (rustup) first"
 
+# apt_install WHY PACKAGE...: installs Debian packages (as root, or through sudo).
+apt_install() {
+    local why="$1"
+    shift
+    local sudo=()
+    if [[ $EUID -ne 0 ]]; then
+        command -v sudo >/dev/null || die "$why needs root: run 'apt-get install $*' as root"
+        sudo=(sudo)
+    fi
+    log "installing $* from Debian's packages ($why)"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 # --- PostgreSQL ---------------------------------------------------------------------------
 if bindir="$(bash scripts/stack/postgres.sh bindir)"; then
     log "PostgreSQL server binaries: $bindir"
 elif command -v apt-get >/dev/null; then
-    sudo=()
-    if [[ $EUID -ne 0 ]]; then
-        command -v sudo >/dev/null || die "PostgreSQL 15+ is missing and installing it needs root: run 'apt-get install postgresql' as root"
-        sudo=(sudo)
-    fi
-    log "installing PostgreSQL from Debian's packages (postgresql)"
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
-        postgresql postgresql-contrib >/dev/null
+    apt_install "the stack's PostgreSQL 15+" postgresql postgresql-contrib
     # The package starts (and later boots) its own cluster on 5432; the stack runs its own on
     # another port, so that one is not needed but is left as the package set it up.
     bindir="$(bash scripts/stack/postgres.sh bindir)" || die "PostgreSQL was installed but no 15+ server binaries were found"
     log "PostgreSQL server binaries: $bindir"
 else
     die "no PostgreSQL 15+ server found: install it with your package manager (e.g. 'brew install postgresql@16', 'dnf install postgresql-server') so that initdb and pg_ctl are on PATH"
+fi
+
+# --- Chromium (the browser tests drive the system's browser; none is ever downloaded) --------
+if command -v chromium >/dev/null; then
+    log "Chromium: $(command -v chromium)"
+elif command -v apt-get >/dev/null; then
+    apt_install "the browser tests" chromium
+else
+    log "no chromium on PATH: the browser tests (./taskw test:browser) need one (CHROMIUM_PATH overrides)"
 fi
 
 # --- JVM components (Maven) ---------------------------------------------------------------

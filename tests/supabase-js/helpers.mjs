@@ -258,12 +258,14 @@ export async function subscribeInserts(client, { name = 'user-events', filter } 
   if (filter) binding.filter = filter;
   const channel = client.channel(name).on('postgres_changes', binding, (payload) => events.push(payload));
   await new Promise((resolve, reject) => {
+    let settled = false;
     channel.subscribe((status, err) => {
       statuses.push(status);
+      if (settled) return;
+      settled = true;
       if (status === 'SUBSCRIBED') resolve();
-      else if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') {
-        reject(new Error(`channel ${name} did not subscribe: ${status}${err ? `: ${err.message}` : ''}`));
-      }
+      // CHANNEL_ERROR (join refused, binding mismatch, socket error), TIMED_OUT or CLOSED
+      else reject(new Error(`channel ${name} did not subscribe: ${status}${err ? `: ${err.message}` : ''}`));
     });
   });
   return { channel, topic: `realtime:${name}`, events, statuses };
@@ -299,7 +301,7 @@ export async function cleanup() {
     } catch (e) {
       problems.push(`removeAllChannels: ${e.message}`);
     }
-    client.realtime.disconnect();
+    await client.realtime.disconnect();
   }
   const ids = [...createdUserIds];
   for (const id of ids) {
@@ -312,7 +314,7 @@ export async function cleanup() {
       await db().query(`delete from public.${table} where user_id = any($1::text[])`, [ids]);
     }
   }
-  if (service) service.realtime.disconnect();
+  if (service) await service.realtime.disconnect();
   if (pool) await pool.end();
   if (problems.length) throw new Error(`cleanup: ${problems.join('; ')}`);
 }

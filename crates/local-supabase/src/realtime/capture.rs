@@ -92,8 +92,25 @@ pub fn to_json(type_name: &str, text: &str) -> Value {
         "json" | "jsonb" => {
             serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
         }
+        "timestamp" | "timestamptz" => Value::String(iso_timestamp(text)),
         _ => Value::String(text.to_owned()),
     }
+}
+
+/// Postgres' text form of a timestamp (`2026-12-01 11:38:25.377021+00`) in the ISO 8601 form
+/// `to_jsonb` gives it and REST returns (`2026-12-01T11:38:25.377021+00:00`).
+fn iso_timestamp(text: &str) -> String {
+    let mut iso = text.replacen(' ', "T", 1);
+    // An offset of whole hours comes as `+HH`; ISO (and JavaScript's Date) want `+HH:MM`.
+    let bytes = iso.as_bytes();
+    if bytes.len() >= 3 {
+        let sign = bytes[bytes.len() - 3];
+        let tail_is_digits = bytes[bytes.len() - 2..].iter().all(u8::is_ascii_digit);
+        if (sign == b'+' || sign == b'-') && tail_is_digits && iso.contains('T') {
+            iso.push_str(":00");
+        }
+    }
+    iso
 }
 
 fn row(shape: &Shape, tuple: &[Datum]) -> (Map<String, Value>, Vec<KeyValue>) {
@@ -302,6 +319,18 @@ mod tests {
         assert_eq!(to_json("jsonb", "{\"a\":1}"), serde_json::json!({"a": 1}));
         assert_eq!(to_json("uuid", "u-1"), Value::from("u-1"));
         assert_eq!(to_json("numeric", "NaN"), Value::from("NaN"));
+        assert_eq!(
+            to_json("timestamptz", "2026-12-01 11:38:25.377021+00"),
+            Value::from("2026-12-01T11:38:25.377021+00:00")
+        );
+        assert_eq!(
+            to_json("timestamptz", "2026-12-01 11:38:25+05:30"),
+            Value::from("2026-12-01T11:38:25+05:30")
+        );
+        assert_eq!(
+            to_json("timestamp", "2026-12-01 11:38:25.5"),
+            Value::from("2026-12-01T11:38:25.5")
+        );
     }
 
     #[test]
