@@ -225,10 +225,30 @@ pub fn postgres_time(micros: i64) -> String {
 mod tests {
     use super::*;
 
-    fn text(value: &str) -> Vec<u8> {
-        let mut out = vec![b't'];
-        out.extend_from_slice(&(value.len() as u32).to_be_bytes());
-        out.extend_from_slice(value.as_bytes());
+    /// TupleData: a column count, then each value (`None` is SQL null).
+    fn tuple(values: &[Option<&str>]) -> Vec<u8> {
+        let mut out = (values.len() as u16).to_be_bytes().to_vec();
+        for value in values {
+            match value {
+                Some(text) => {
+                    out.push(b't');
+                    out.extend_from_slice(&(text.len() as u32).to_be_bytes());
+                    out.extend_from_slice(text.as_bytes());
+                }
+                None => out.push(b'n'),
+            }
+        }
+        out
+    }
+
+    /// A row-change message on relation 16385: its tag, then each (kind, tuple) section.
+    fn change(tag: u8, sections: &[(u8, &[Option<&str>])]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend_from_slice(&16_385u32.to_be_bytes());
+        for (kind, values) in sections {
+            out.push(*kind);
+            out.extend(tuple(values));
+        }
         out
     }
 
@@ -268,46 +288,28 @@ mod tests {
             })
         );
 
-        let mut insert = vec![b'I'];
-        insert.extend_from_slice(&16_385u32.to_be_bytes());
-        insert.push(b'N');
-        insert.extend_from_slice(&2u16.to_be_bytes());
-        insert.extend(text("7"));
-        insert.push(b'n');
         assert_eq!(
-            decode(&insert).unwrap(),
+            decode(&change(b'I', &[(b'N', &[Some("7"), None])])).unwrap(),
             Message::Insert {
                 relation: 16_385,
                 new: vec![Datum::Text("7".into()), Datum::Null]
             }
         );
-
-        let mut update = vec![b'U'];
-        update.extend_from_slice(&16_385u32.to_be_bytes());
-        update.push(b'K');
-        update.extend_from_slice(&2u16.to_be_bytes());
-        update.extend(text("7"));
-        update.push(b'n');
-        update.push(b'N');
-        update.extend_from_slice(&2u16.to_be_bytes());
-        update.extend(text("8"));
-        update.push(b'u');
+        let mut unchanged = change(b'U', &[(b'K', &[Some("7"), None]), (b'N', &[Some("8")])]);
+        // the second column of the new tuple: an unchanged TOASTed value
+        let count_at = unchanged.len() - tuple(&[Some("8")]).len();
+        unchanged[count_at + 1] = 2;
+        unchanged.push(b'u');
         assert_eq!(
-            decode(&update).unwrap(),
+            decode(&unchanged).unwrap(),
             Message::Update {
                 relation: 16_385,
                 old: Some(vec![Datum::Text("7".into()), Datum::Null]),
                 new: vec![Datum::Text("8".into()), Datum::Unchanged],
             }
         );
-
-        let mut delete = vec![b'D'];
-        delete.extend_from_slice(&16_385u32.to_be_bytes());
-        delete.push(b'K');
-        delete.extend_from_slice(&1u16.to_be_bytes());
-        delete.extend(text("8"));
         assert_eq!(
-            decode(&delete).unwrap(),
+            decode(&change(b'D', &[(b'K', &[Some("8")])])).unwrap(),
             Message::Delete {
                 relation: 16_385,
                 old: vec![Datum::Text("8".into())]
