@@ -278,11 +278,41 @@ export function parsePayload(payload) {
  *   `file_path`; the first pending entry (oldest first) whose types contain the row's
  *   event_type is resolved with the whole row and all its keys are removed. Returns whether
  *   an entry matched.
- * - `cleanup()` rejects every pending entry with "Notification waiter cleaned up".
+ * - A row with a `request_id` or `file_path` that matched nothing is kept for `recentMs`
+ *   (at most `recentLimit` rows): the saga's reply can arrive over Realtime before the page
+ *   has read the intent's 202 answer and registered its wait. `waitFor` first takes the
+ *   oldest kept row that matches one of its keys and one of its types, and resolves with it
+ *   at once.
+ * - `cleanup()` rejects every pending entry with "Notification waiter cleaned up" and forgets
+ *   the kept rows.
+ * @param {{recentMs?: number, recentLimit?: number, now?: () => number}} [options]
  */
-export function createNotificationWaiter() {
+export function createNotificationWaiter({ recentMs = 10000, recentLimit = 50, now = () => Date.now() } = {}) {
   /** @type {Map<string, WaiterEntry[]>} */
   const pending = new Map();
+  /** Unmatched rows with keys, oldest first. @type {{row: NotificationRow, keys: string[], at: number}[]} */
+  let recent = [];
+
+  function pruneRecent() {
+    const cutoff = now() - recentMs;
+    recent = recent.filter((kept) => kept.at > cutoff).slice(-recentLimit);
+  }
+
+  /**
+   * Takes the oldest kept row matching one of `keys` and one of `eventTypes`.
+   * @param {string[]} keys
+   * @param {Set<string>} eventTypes
+   * @returns {NotificationRow | undefined}
+   */
+  function takeRecent(keys, eventTypes) {
+    pruneRecent();
+    const index = recent.findIndex(
+      (kept) => eventTypes.has(kept.row.event_type) && kept.keys.some((key) => keys.includes(key)),
+    );
+    if (index < 0) return undefined;
+    const [kept] = recent.splice(index, 1);
+    return kept.row;
+  }
 
   /** @param {WaiterEntry} entry */
   function remove(entry) {
@@ -307,6 +337,8 @@ export function createNotificationWaiter() {
       (key) => typeof key === 'string' && key !== '',
     ))];
     if (keys.length === 0) return Promise.reject(new Error('waitFor needs at least one key'));
+    const early = takeRecent(keys, new Set(eventTypes));
+    if (early) return Promise.resolve(early);
     return new Promise((resolve, reject) => {
       /** @type {WaiterEntry} */
       const entry = { resolve, reject, eventTypes: new Set(eventTypes), keys, timer: undefined };
@@ -324,8 +356,9 @@ export function createNotificationWaiter() {
    */
   function handleNotification(row) {
     const payload = parsePayload(row.payload);
-    for (const key of [payload.request_id, payload.file_path]) {
-      if (typeof key !== 'string' || key === '') continue;
+    /** @type {string[]} */
+    const keys = [payload.request_id, payload.file_path].filter((key) => typeof key === 'string' && key !== '');
+    for (const key of keys) {
       const entry = pending.get(key)?.find((candidate) => candidate.eventTypes.has(row.event_type));
       if (entry) {
         remove(entry);
@@ -333,10 +366,15 @@ export function createNotificationWaiter() {
         return true;
       }
     }
+    if (keys.length > 0) {
+      recent.push({ row, keys, at: now() });
+      pruneRecent();
+    }
     return false;
   }
 
   function cleanup() {
+    recent = [];
     const entries = new Set([...pending.values()].flat());
     pending.clear();
     for (const entry of entries) {

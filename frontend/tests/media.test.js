@@ -550,6 +550,64 @@ describe('createNotificationWaiter', () => {
     await expect(byRequest).resolves.toBe(ready);
   });
 
+  it('resolves a wait registered after its reply arrived (the reply beat the 202)', async () => {
+    const waiter = createNotificationWaiter();
+    const ready = row('media.download_ready', { request_id: 'req-early', download_url: 'http://s3/x' });
+    expect(waiter.handleNotification(ready)).toBe(false);
+    await expect(waiter.waitFor('req-early', ['media.download_ready', 'media.download_rejected'], 1000)).resolves.toBe(
+      ready,
+    );
+    // Taken once: a second wait on the same key does not get it again.
+    vi.useFakeTimers();
+    const again = waiter.waitFor('req-early', ['media.download_ready'], 1000);
+    vi.advanceTimersByTime(1000);
+    await expect(again).rejects.toThrow('Notification timeout for request req-early');
+  });
+
+  it('matches an early reply by file_path and only for the awaited types', async () => {
+    vi.useFakeTimers();
+    const waiter = createNotificationWaiter();
+    const deleted = row('media.file_deleted', { request_id: 'req-d', file_path: 'files/u/1/a.png' });
+    waiter.handleNotification(deleted);
+    const wrongType = waiter.waitFor('files/u/1/a.png', ['media.upload_completed'], 1000);
+    vi.advanceTimersByTime(1000);
+    await expect(wrongType).rejects.toThrow('Notification timeout for request files/u/1/a.png');
+    await expect(waiter.waitFor(['files/u/1/a.png', 'req-x'], ['media.file_deleted'], 1000)).resolves.toBe(deleted);
+  });
+
+  it('forgets early replies after recentMs, beyond recentLimit and on cleanup', async () => {
+    vi.useFakeTimers();
+    let clock = 0;
+    const waiter = createNotificationWaiter({ recentMs: 5000, recentLimit: 2, now: () => clock });
+    waiter.handleNotification(row('media.download_ready', { request_id: 'old' }));
+    clock = 5000;
+    const stale = waiter.waitFor('old', ['media.download_ready'], 100);
+    vi.advanceTimersByTime(100);
+    await expect(stale).rejects.toThrow('Notification timeout for request old');
+
+    for (const id of ['r1', 'r2', 'r3']) waiter.handleNotification(row('media.download_ready', { request_id: id }));
+    const dropped = waiter.waitFor('r1', ['media.download_ready'], 100);
+    vi.advanceTimersByTime(100);
+    await expect(dropped).rejects.toThrow('Notification timeout for request r1');
+    await expect(waiter.waitFor('r3', ['media.download_ready'], 100)).resolves.toMatchObject({
+      event_type: 'media.download_ready',
+    });
+
+    waiter.cleanup();
+    const afterCleanup = waiter.waitFor('r2', ['media.download_ready'], 100);
+    vi.advanceTimersByTime(100);
+    await expect(afterCleanup).rejects.toThrow('Notification timeout for request r2');
+  });
+
+  it('keeps no row without a request_id or file_path', async () => {
+    vi.useFakeTimers();
+    const waiter = createNotificationWaiter();
+    waiter.handleNotification(row('identity.login', { email: 'a@b.c' }));
+    const pending = waiter.waitFor('a@b.c', ['identity.login'], 100);
+    vi.advanceTimersByTime(100);
+    await expect(pending).rejects.toThrow('Notification timeout for request a@b.c');
+  });
+
   it('rejects a wait without a usable key', async () => {
     const waiter = createNotificationWaiter();
     await expect(waiter.waitFor('', ['x'], 10)).rejects.toThrow('at least one key');

@@ -54,6 +54,10 @@ elif command -v apt-get >/dev/null; then
 else
     log "no chromium on PATH: the browser tests (./taskw test:browser) need one (CHROMIUM_PATH overrides)"
 fi
+# The page's icons are emoji; without a colour emoji font the README screenshot shows empty boxes.
+if command -v apt-get >/dev/null && ! dpkg -s fonts-noto-color-emoji >/dev/null 2>&1; then
+    apt_install "the page's emoji in the browser" fonts-noto-color-emoji
+fi
 
 # --- JVM components (Maven) ---------------------------------------------------------------
 command -v mvn >/dev/null || die "mvn is not on PATH; install Maven (and Java 17+)"
