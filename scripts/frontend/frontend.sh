@@ -15,6 +15,8 @@
 # test-supabase-js the real supabase-js client against local-supabase (needs the stack)
 # test-browser     Playwright driving the system's Chromium against the running platform and
 #                  the dev server (needs ./taskw up); extra arguments go to `playwright test`
+# browser-path     prints the browser the tests drive: CHROMIUM_PATH, else Debian's chromium,
+#                  else Google Chrome (as GitHub's Ubuntu runners have it); exit 1 if none
 set -euo pipefail
 # shellcheck source=scripts/stack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../stack/lib.sh"
@@ -72,8 +74,20 @@ VITE_STORAGE_URL=http://$LOCAL_S3_ENDPOINT
 ENV
 }
 
+# The system's Chromium-family browser. Ubuntu's `chromium-browser` is left out on purpose: it is a
+# stub that installs a snap, which does not run headless under a test runner.
+browser_path() {
+    if [[ -n "${CHROMIUM_PATH:-}" ]]; then
+        [[ -x "$CHROMIUM_PATH" ]] || die "CHROMIUM_PATH=$CHROMIUM_PATH is not an executable"
+        echo "$CHROMIUM_PATH"
+        return 0
+    fi
+    command -v chromium || command -v google-chrome-stable || command -v google-chrome
+}
+
 case "${1:-}" in
 install) install ;;
+browser-path) browser_path ;;
 env) write_env ;;
 up)
     install
@@ -113,13 +127,12 @@ test-browser)
     install
     export_keys
     port_open "$STACK_HOST" "$FRONTEND_PORT" || die "the frontend is not running; start the platform (./taskw up)"
-    CHROMIUM_PATH="${CHROMIUM_PATH:-$(command -v chromium || true)}"
-    [[ -n "$CHROMIUM_PATH" ]] || die "no chromium on PATH (./taskw setup installs Debian's); set CHROMIUM_PATH"
+    CHROMIUM_PATH="$(browser_path)" || die "no chromium on PATH (./taskw setup installs Debian's); set CHROMIUM_PATH"
     export CHROMIUM_PATH BASE_URL="$LOCAL_FRONTEND_URL"
     (cd "$REPO_ROOT/tests/browser" && node_modules/.bin/playwright test "$@")
     ;;
 *)
-    echo "usage: $0 install|env|up|status|down|test-unit|test-supabase-js|test-browser" >&2
+    echo "usage: $0 install|env|up|status|down|test-unit|test-supabase-js|test-browser|browser-path" >&2
     exit 2
     ;;
 esac

@@ -47,15 +47,17 @@ else
 fi
 
 # --- Chromium (the browser tests drive the system's browser; none is ever downloaded) --------
-if command -v chromium >/dev/null; then
-    log "Chromium: $(command -v chromium)"
-elif command -v apt-get >/dev/null; then
+if browser="$(bash scripts/frontend/frontend.sh browser-path)"; then
+    log "browser for the browser tests: $browser"
+elif command -v apt-get >/dev/null && apt-cache show chromium >/dev/null 2>&1; then
+    # Debian's package; Ubuntu has none by this name (its chromium-browser is a snap stub).
     apt_install "the browser tests" chromium
 else
-    log "no chromium on PATH: the browser tests (./taskw test:browser) need one (CHROMIUM_PATH overrides)"
+    log "no Chromium on PATH: the browser tests (./taskw test:browser) need one (CHROMIUM_PATH overrides)"
 fi
 # The page's icons are emoji; without a colour emoji font the README screenshot shows empty boxes.
-if command -v apt-get >/dev/null && ! dpkg -s fonts-noto-color-emoji >/dev/null 2>&1; then
+if command -v apt-get >/dev/null && ! dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 \
+    && apt-cache show fonts-noto-color-emoji >/dev/null 2>&1; then
     apt_install "the page's emoji in the browser" fonts-noto-color-emoji
 fi
 
