@@ -435,6 +435,16 @@ describe('upload saga', () => {
     });
   }
 
+  /** A signed-in page whose upload of cat.png has sent its intent (answered by routeFetch). */
+  async function pageWithUploadIntent() {
+    const page = await signedInPage();
+    routeFetch();
+    chooseFile(new File(['png'], 'cat.png', { type: 'image/png' }));
+    $('upload-btn').click();
+    await vi.waitFor(() => expect(callsTo('/api/v1/media/upload-intent')).toHaveLength(1));
+    return page;
+  }
+
   /** Re-delivers `row` until the page has moved past `status` (the waiter may not be registered yet). */
   async function deliverUntil(page, row, leaving) {
     await vi.waitFor(() => {
@@ -475,11 +485,7 @@ describe('upload saga', () => {
   });
 
   it('shows the reason of media.upload_rejected', async () => {
-    const page = await signedInPage();
-    routeFetch();
-    chooseFile(new File(['png'], 'cat.png', { type: 'image/png' }));
-    $('upload-btn').click();
-    await vi.waitFor(() => expect(callsTo('/api/v1/media/upload-intent')).toHaveLength(1));
+    const page = await pageWithUploadIntent();
     await deliverUntil(
       page,
       notification('media.upload_rejected', { request_id: 'req-up', reason: 'insufficient_credits' }),
@@ -500,11 +506,7 @@ describe('upload saga', () => {
   });
 
   it('reports a failed move', async () => {
-    const page = await signedInPage();
-    routeFetch();
-    chooseFile(new File(['png'], 'cat.png', { type: 'image/png' }));
-    $('upload-btn').click();
-    await vi.waitFor(() => expect(callsTo('/api/v1/media/upload-intent')).toHaveLength(1));
+    const page = await pageWithUploadIntent();
     await deliverUntil(
       page,
       notification('media.upload_ready', { request_id: 'req-up', upload_url: signedUrl, file_path: staging }),

@@ -19,18 +19,37 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v cargo >/dev/null || die "cargo is not on PATH; install Rust (rustup) first"
 
-# apt_install WHY PACKAGE...: installs Debian packages (as root, or through sudo).
+# as_root COMMAND...: runs it as root (directly, or through sudo).
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    else
+        command -v sudo >/dev/null || die "'$*' needs root"
+        sudo "$@"
+    fi
+}
+
+# apt_has PACKAGE: whether the distribution offers it (Debian has `chromium`, Ubuntu does not). A
+# fresh machine may have no package lists yet, so they are fetched once before answering no.
+apt_lists_fresh=0
+apt_has() {
+    command -v apt-get >/dev/null || return 1
+    apt-cache show "$1" >/dev/null 2>&1 && return 0
+    [[ $apt_lists_fresh -eq 1 ]] && return 1
+    as_root apt-get update -qq
+    apt_lists_fresh=1
+    apt-cache show "$1" >/dev/null 2>&1
+}
+
+# apt_install WHY PACKAGE...: installs Debian packages (as root, or through sudo; `env` because
+# sudo drops the caller's environment).
 apt_install() {
     local why="$1"
     shift
-    local sudo=()
-    if [[ $EUID -ne 0 ]]; then
-        command -v sudo >/dev/null || die "$why needs root: run 'apt-get install $*' as root"
-        sudo=(sudo)
-    fi
     log "installing $* from Debian's packages ($why)"
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    [[ $apt_lists_fresh -eq 1 ]] || as_root apt-get update -qq
+    apt_lists_fresh=1
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -49,15 +68,15 @@ fi
 # --- Chromium (the browser tests drive the system's browser; none is ever downloaded) --------
 if browser="$(bash scripts/frontend/frontend.sh browser-path)"; then
     log "browser for the browser tests: $browser"
-elif command -v apt-get >/dev/null && apt-cache show chromium >/dev/null 2>&1; then
+elif apt_has chromium; then
     # Debian's package; Ubuntu has none by this name (its chromium-browser is a snap stub).
     apt_install "the browser tests" chromium
 else
     log "no Chromium on PATH: the browser tests (./taskw test:browser) need one (CHROMIUM_PATH overrides)"
 fi
 # The page's icons are emoji; without a colour emoji font the README screenshot shows empty boxes.
-if command -v apt-get >/dev/null && ! dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 \
-    && apt-cache show fonts-noto-color-emoji >/dev/null 2>&1; then
+if command -v dpkg >/dev/null && ! dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 \
+    && apt_has fonts-noto-color-emoji; then
     apt_install "the page's emoji in the browser" fonts-noto-color-emoji
 fi
 
