@@ -425,9 +425,11 @@ describe('upload saga', () => {
   const permanent = 'files/user-1/uuid-1/cat.png';
   const signedUrl = `http://127.0.0.1:9000/media-uploads/${staging}?X-Amz-Signature=sig`;
 
-  function routeFetch({ intentStatus = 202 } = {}) {
+  /** `intentAnswered`: when set, the intent's answer waits for this promise. */
+  function routeFetch({ intentStatus = 202, intentAnswered = undefined } = {}) {
     fetchMock.mockImplementation(async (url) => {
       if (String(url).endsWith('/api/v1/media/upload-intent')) {
+        await intentAnswered;
         return intentStatus === 202 ? json(202, { request_id: 'req-up' }) : json(intentStatus, { error: 'x' });
       }
       if (String(url).startsWith('http://127.0.0.1:9000/')) return new Response(null, { status: 200 });
@@ -445,12 +447,13 @@ describe('upload saga', () => {
     return page;
   }
 
-  /** Re-delivers `row` until the page has moved past `status` (the waiter may not be registered yet). */
+  /**
+   * Delivers `row` once and waits for the page to move past the status `leaving`. The row may
+   * come before the page has read the intent's 202 and started waiting: the waiter keeps it.
+   */
   async function deliverUntil(page, row, leaving) {
-    await vi.waitFor(() => {
-      page.emit({ ...row });
-      expect(text('upload-status')).not.toBe(leaving);
-    });
+    page.emit({ ...row });
+    await vi.waitFor(() => expect(text('upload-status')).not.toBe(leaving));
   }
 
   it('intent -> ready -> PUT -> completed', async () => {
@@ -482,6 +485,22 @@ describe('upload saga', () => {
     expect(text('upload-btn')).toBe('Upload');
     expect(text('upload-label')).toBe('Choose a file or drag it here');
     expect(text('upload-status')).toBe('✓ Upload complete');
+  });
+
+  it('continues when the saga replies before the intent is answered', async () => {
+    const page = await signedInPage();
+    /** @type {() => void} */
+    let answerIntent = () => {};
+    routeFetch({ intentAnswered: new Promise((resolve) => { answerIntent = () => resolve(undefined); }) });
+    chooseFile(new File(['png'], 'cat.png', { type: 'image/png' }));
+    $('upload-btn').click();
+    await vi.waitFor(() => expect(callsTo('/api/v1/media/upload-intent')).toHaveLength(1));
+    // The reply arrives over Realtime while the 202 is still on its way.
+    page.emit(notification('media.upload_ready', { request_id: 'req-up', upload_url: signedUrl, file_path: staging }));
+    expect(text('upload-status')).toBe('Checking credits…');
+    answerIntent();
+    await vi.waitFor(() => expect(text('upload-status')).toBe('Processing…'));
+    expect(fetchMock.mock.calls.some(([url]) => url === signedUrl)).toBe(true);
   });
 
   it('shows the reason of media.upload_rejected', async () => {

@@ -2,7 +2,6 @@
 // every user a test created (and the rows the platform wrote for them), direct SQL for setup,
 // and a tiny PNG generator for uploads.
 
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -35,36 +34,21 @@ export function uniqueEmail(prefix) {
 // ---------------------------------------------------------------------------------------------
 // Keys
 
-let cachedKeys;
-
 /**
- * local-supabase's anon and service-role keys: SUPABASE_ANON_KEY / SUPABASE_SERVICE_ROLE_KEY,
- * or else the output of `local-supabase keys` (LOCAL_SUPABASE_BIN, by default the debug build
- * under CARGO_TARGET_DIR or the repository's target/).
+ * local-supabase's anon and service-role keys, from SUPABASE_ANON_KEY and
+ * SUPABASE_SERVICE_ROLE_KEY (`./taskw test:browser` exports both, as for the supabase-js suite).
  * @returns {{anonKey: string, serviceRoleKey: string}}
  */
 export function supabaseKeys() {
-  if (cachedKeys) return cachedKeys;
-  let anonKey = process.env.SUPABASE_ANON_KEY;
-  let serviceRoleKey = process.env.SUPABASE_SERVICE_ROLE_KEY;
+  const anonKey = process.env.SUPABASE_ANON_KEY;
+  const serviceRoleKey = process.env.SUPABASE_SERVICE_ROLE_KEY;
   if (!anonKey || !serviceRoleKey) {
-    const targetDir = process.env.CARGO_TARGET_DIR || path.join(REPO_ROOT, 'target');
-    const bin = process.env.LOCAL_SUPABASE_BIN || path.join(targetDir, 'debug', 'local-supabase');
-    let output;
-    try {
-      output = execFileSync(bin, ['keys'], { encoding: 'utf8', timeout: 10_000 });
-    } catch (error) {
-      throw new Error(
-        `Set SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY, or LOCAL_SUPABASE_BIN to the local-supabase ` +
-          `binary (running "${bin} keys" failed: ${error.message})`,
-      );
-    }
-    const keys = JSON.parse(output);
-    anonKey ||= keys.anon_key;
-    serviceRoleKey ||= keys.service_role_key;
+    throw new Error(
+      'SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY are not set: run the suite with ./taskw test:browser, ' +
+        'which exports the keys local-supabase signs with',
+    );
   }
-  cachedKeys = { anonKey, serviceRoleKey };
-  return cachedKeys;
+  return { anonKey, serviceRoleKey };
 }
 
 function adminHeaders() {
