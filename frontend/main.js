@@ -4,6 +4,7 @@
 import { createClient } from '@supabase/supabase-js';
 import {
   InsufficientCreditsError,
+  WaiterClosedError,
   createNotificationWaiter,
   fetchUserFiles,
   formatFileSize,
@@ -27,8 +28,16 @@ import {
   safeHttpUrl,
 } from './render.js';
 
-/** How long a saga step may take before the page gives up waiting for its notification. */
-const SAGA_TIMEOUT_MS = 30000;
+/**
+ * How long a saga step may take before the page tells the user it is still being processed.
+ * The page never gives up on a saga: with exactly-once sinks a reply can take longer than
+ * this, and the intent has already been accepted (an upload's credit is taken). So the wait
+ * goes on without a hard timeout (until the reply arrives or the user signs out) and the flow
+ * finishes as if the reply had come in time. The page never re-sends an intent by itself.
+ * A reload forgets the wait; the outcome still shows in the file list and the notification
+ * feed (both are read again on load and follow Realtime).
+ */
+const SAGA_PATIENCE_MS = 30000;
 /** Most notifications kept in the feed (oldest dropped first). */
 const MAX_NOTIFICATIONS = 50;
 /** Notifications loaded when a session starts (Realtime only delivers new rows). */
@@ -165,6 +174,36 @@ function clearUploadStatus() {
  */
 function messageOf(error) {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Waits for a saga reply (a promise of the notification waiter, registered without a
+ * timeout). If it takes longer than SAGA_PATIENCE_MS, `onSlow` runs once (it tells the user
+ * the step is still being processed) and the wait goes on.
+ * @template T
+ * @param {Promise<T>} reply
+ * @param {() => void} onSlow
+ * @returns {Promise<{row: T, late: boolean}>} `late`: the reply came after `onSlow` ran
+ */
+async function awaitSagaReply(reply, onSlow) {
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    onSlow();
+  }, SAGA_PATIENCE_MS);
+  try {
+    return { row: await reply, late };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * @param {string} what e.g. "cat.png"
+ * @returns {string}
+ */
+function uploadStillProcessingText(what) {
+  return `Your upload of ${what} is still being processed. The result will appear here when it is ready; there is no need to upload it again.`;
 }
 
 function updateUploadButton() {
@@ -415,7 +454,9 @@ function onDrop(event) {
 
 /**
  * The upload saga: intent -> media.upload_ready | media.upload_rejected -> PUT to the signed
- * URL -> media.upload_completed | media.upload_expired | media.upload_failed.
+ * URL -> media.upload_completed | media.upload_expired | media.upload_failed. A slow reply is
+ * awaited as long as it takes (see SAGA_PATIENCE_MS); the upload form stays busy meanwhile,
+ * so the user cannot pay for the same file twice by retrying.
  * @param {SubmitEvent} event
  */
 async function onUploadSubmit(event) {
@@ -433,7 +474,11 @@ async function onUploadSubmit(event) {
       media_type: mediaType,
       file_size: file.size,
     });
-    const ready = await waiter.waitFor(requestId, ['media.upload_ready', 'media.upload_rejected'], SAGA_TIMEOUT_MS);
+    const stillProcessing = () => setUploadStatus(uploadStillProcessingText(file.name));
+    const { row: ready } = await awaitSagaReply(
+      waiter.waitFor(requestId, ['media.upload_ready', 'media.upload_rejected'], Infinity),
+      stillProcessing,
+    );
     const readyPayload = parsePayload(ready.payload);
     if (ready.event_type === 'media.upload_rejected') {
       throw new ShownError(`Upload rejected: ${readyPayload.reason ?? 'unknown reason'}`);
@@ -451,13 +496,14 @@ async function onUploadSubmit(event) {
     const outcome = waiter.waitFor(
       [permanentPath, stagingPath],
       ['media.upload_completed', 'media.upload_expired', 'media.upload_failed'],
-      SAGA_TIMEOUT_MS,
+      Infinity,
     );
     outcome.catch(() => {}); // observed below; only unobserved when the PUT fails
     await uploadFileToStorage(uploadUrl, file, mediaType);
 
     setUploadStatus('Processing…');
-    const done = await outcome;
+    // The patience starts after the PUT: a large file's PUT is not the saga being slow.
+    const { row: done } = await awaitSagaReply(outcome, stillProcessing);
     const donePayload = parsePayload(done.payload);
     if (done.event_type === 'media.upload_expired') {
       throw new Error('the upload expired before it was processed');
@@ -469,7 +515,9 @@ async function onUploadSubmit(event) {
     resetSelection();
     await Promise.all([refreshCredits(), refreshMediaBrowser()]);
   } catch (error) {
-    if (error instanceof InsufficientCreditsError) {
+    if (error instanceof WaiterClosedError) {
+      // Signed out meanwhile: the page has been reset, nothing to show.
+    } else if (error instanceof InsufficientCreditsError) {
       setUploadStatus('Insufficient credits to upload.', 'error');
     } else if (error instanceof ShownError) {
       setUploadStatus(error.message, 'error');
@@ -515,7 +563,7 @@ async function refreshMediaBrowser() {
 
 /**
  * Download saga: intent -> media.download_ready (signed URL, opened in a new tab) or
- * media.download_rejected.
+ * media.download_rejected. A slow reply is awaited as long as it takes (see SAGA_PATIENCE_MS).
  * @param {import('./render.js').MediaRow} file
  * @param {HTMLButtonElement} button
  */
@@ -528,17 +576,29 @@ async function onDownload(file, button) {
       await accessToken(),
       file.file_path,
     );
-    const reply = await waiter.waitFor(requestId, ['media.download_ready', 'media.download_rejected'], SAGA_TIMEOUT_MS);
+    const { row: reply, late } = await awaitSagaReply(
+      waiter.waitFor(requestId, ['media.download_ready', 'media.download_rejected'], Infinity),
+      () =>
+        setUploadStatus(
+          `Your download of ${file.file_name} is still being prepared. A link to open it will appear here when it is ready.`,
+        ),
+    );
     const payload = parsePayload(reply.payload);
     if (reply.event_type === 'media.download_rejected') {
       throw new Error(payload.reason ?? 'unknown reason');
     }
     const url = safeHttpUrl(payload.download_url);
     if (!url) throw new Error('the reply carries no usable download_url');
-    window.open(url, '_blank', 'noopener');
-    // The tab may be blocked (the click's user activation can expire while waiting).
+    // A late reply (after the "still being prepared" notice) only gets the link: the click's
+    // user activation has long expired, so popup blockers would block window.open (and show
+    // their own warning), and a tab that opens by itself half a minute or more after the
+    // click, maybe while the user does something else, would be a surprise. The link is one
+    // click away and that click is a fresh user activation. In time, the tab is opened; it
+    // may still be blocked, hence the link there too.
+    if (!late) window.open(url, '_blank', 'noopener');
     setUploadStatus(renderLinkMessage(`Download ready: ${file.file_name}`, url), 'success');
   } catch (error) {
+    if (error instanceof WaiterClosedError) return; // signed out meanwhile
     setUploadStatus(`Download failed: ${messageOf(error)}`, 'error');
   } finally {
     button.disabled = false;
@@ -561,10 +621,12 @@ async function onDelete(file, button) {
       await accessToken(),
       file.file_path,
     );
-    const reply = await waiter.waitFor(
-      [file.file_path, requestId],
-      ['media.file_deleted', 'media.delete_rejected'],
-      SAGA_TIMEOUT_MS,
+    const { row: reply } = await awaitSagaReply(
+      waiter.waitFor([file.file_path, requestId], ['media.file_deleted', 'media.delete_rejected'], Infinity),
+      () =>
+        setUploadStatus(
+          `Deleting ${file.file_name} is still being processed. The result will appear here when it is ready.`,
+        ),
     );
     if (reply.event_type === 'media.delete_rejected') {
       throw new Error(parsePayload(reply.payload).reason ?? 'unknown reason');
@@ -572,6 +634,7 @@ async function onDelete(file, button) {
     setUploadStatus(`✓ Deleted ${file.file_name}`, 'success');
     await Promise.all([refreshCredits(), refreshMediaBrowser()]);
   } catch (error) {
+    if (error instanceof WaiterClosedError) return; // signed out meanwhile
     setUploadStatus(`Delete failed: ${messageOf(error)}`, 'error');
   } finally {
     button.disabled = false;

@@ -42,6 +42,17 @@ export class InsufficientCreditsError extends Error {
 }
 
 /**
+ * The notification waiter was cleaned up (sign-out) while a wait was pending: the page has
+ * been reset, so the caller drops the flow without showing anything.
+ */
+export class WaiterClosedError extends Error {
+  constructor() {
+    super('Notification waiter cleaned up');
+    this.name = 'WaiterClosedError';
+  }
+}
+
+/**
  * @param {string} baseUrl
  * @param {string} path starting with '/'
  * @returns {string}
@@ -273,7 +284,10 @@ export function parsePayload(payload) {
  *
  * - `waitFor(keyOrKeys, eventTypes, timeoutMs)` registers one entry under every key and
  *   resolves with the first row whose key and event_type match; on timeout its keys are
- *   removed and it rejects with "Notification timeout for request <first key>".
+ *   removed and it rejects with "Notification timeout for request <first key>". A
+ *   `timeoutMs` of `Infinity` (or null) sets no timeout: the entry stays registered until its
+ *   row arrives or `cleanup()` (the page's sagas use this: a saga still running is never
+ *   failed, see main.js).
  * - `handleNotification(row)` parses the payload and tries its `request_id`, then its
  *   `file_path`; the first pending entry (oldest first) whose types contain the row's
  *   event_type is resolved with the whole row and all its keys are removed. Returns whether
@@ -283,8 +297,8 @@ export function parsePayload(payload) {
  *   has read the intent's 202 answer and registered its wait. `waitFor` first takes the
  *   oldest kept row that matches one of its keys and one of its types, and resolves with it
  *   at once.
- * - `cleanup()` rejects every pending entry with "Notification waiter cleaned up" and forgets
- *   the kept rows.
+ * - `cleanup()` rejects every pending entry with a `WaiterClosedError` ("Notification waiter
+ *   cleaned up") and forgets the kept rows.
  * @param {{recentMs?: number, recentLimit?: number, now?: () => number}} [options]
  */
 export function createNotificationWaiter({ recentMs = 10000, recentLimit = 50, now = () => Date.now() } = {}) {
@@ -329,7 +343,7 @@ export function createNotificationWaiter({ recentMs = 10000, recentLimit = 50, n
   /**
    * @param {string | string[]} keyOrKeys
    * @param {string[]} eventTypes
-   * @param {number} [timeoutMs]
+   * @param {number | null} [timeoutMs] `Infinity` or null: no timeout
    * @returns {Promise<NotificationRow>}
    */
   function waitFor(keyOrKeys, eventTypes, timeoutMs = 30000) {
@@ -342,10 +356,13 @@ export function createNotificationWaiter({ recentMs = 10000, recentLimit = 50, n
     return new Promise((resolve, reject) => {
       /** @type {WaiterEntry} */
       const entry = { resolve, reject, eventTypes: new Set(eventTypes), keys, timer: undefined };
-      entry.timer = setTimeout(() => {
-        remove(entry);
-        reject(new Error(`Notification timeout for request ${keys[0]}`));
-      }, timeoutMs);
+      // setTimeout would fire Infinity at once (it clamps to 32 bits), hence the check.
+      if (timeoutMs !== null && Number.isFinite(timeoutMs)) {
+        entry.timer = setTimeout(() => {
+          remove(entry);
+          reject(new Error(`Notification timeout for request ${keys[0]}`));
+        }, timeoutMs);
+      }
       for (const key of keys) pending.set(key, [...(pending.get(key) ?? []), entry]);
     });
   }
@@ -379,7 +396,7 @@ export function createNotificationWaiter({ recentMs = 10000, recentLimit = 50, n
     pending.clear();
     for (const entry of entries) {
       clearTimeout(entry.timer);
-      entry.reject(new Error('Notification waiter cleaned up'));
+      entry.reject(new WaiterClosedError());
     }
   }
 

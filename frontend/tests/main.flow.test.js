@@ -173,6 +173,23 @@ function callsTo(path) {
   return fetchMock.mock.calls.filter(([url]) => String(url).endsWith(path));
 }
 
+/** Fake timers for a saga wait; install after the page has loaded, before the action. */
+function useSagaTimers() {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+}
+
+/**
+ * Runs the page's saga wait (30 s) out with fake timers until the status shows `part`. The old
+ * page failed the saga here ("Notification timeout for request …").
+ * @param {string} part
+ */
+async function outwait(part) {
+  await vi.waitFor(() => {
+    vi.advanceTimersByTime(5000);
+    expect(text('upload-status')).toContain(part);
+  });
+}
+
 beforeEach(() => {
   fetchMock = vi.fn(async () => json(500, {}));
   vi.stubGlobal('fetch', fetchMock);
@@ -447,6 +464,15 @@ describe('upload saga', () => {
     return page;
   }
 
+  /** The current page (already signed in) after its upload of cat.png has sent its intent. */
+  async function pageWithUploadIntentOn() {
+    routeFetch();
+    chooseFile(new File(['png'], 'cat.png', { type: 'image/png' }));
+    $('upload-btn').click();
+    await vi.waitFor(() => expect(callsTo('/api/v1/media/upload-intent')).toHaveLength(1));
+    return fake.current;
+  }
+
   /**
    * Delivers `row` once and waits for the page to move past the status `leaving`. The row may
    * come before the page has read the intent's 202 and started waiting: the waiter keeps it.
@@ -524,6 +550,80 @@ describe('upload saga', () => {
     expect($('upload-status').classList.contains('error')).toBe(true);
   });
 
+  /** The PUTs to the signed URL. */
+  const puts = () => fetchMock.mock.calls.filter(([url]) => url === signedUrl);
+  const STILL = 'Your upload of cat.png is still being processed. The result will appear here when it is ready; there is no need to upload it again.';
+
+  it('tells the user a slow upload is still being processed and never fails it', async () => {
+    await signedInPage();
+    useSagaTimers();
+    const page = await pageWithUploadIntentOn();
+    await outwait('still being processed');
+    expect(text('upload-status')).toBe(STILL);
+    expect($('upload-status').classList.contains('error')).toBe(false);
+    // Minutes later the page still waits: no timeout, no failure, no second intent.
+    vi.advanceTimersByTime(10 * 60 * 1000);
+    await Promise.resolve();
+    expect(text('upload-status')).toBe(STILL);
+    expect(text('upload-status')).not.toContain('Notification timeout');
+    expect(text('upload-status')).not.toContain('failed');
+    expect(text('upload-btn')).toBe('Uploading…');
+    expect(/** @type {HTMLButtonElement} */ ($('upload-btn')).disabled).toBe(true);
+    expect(callsTo('/api/v1/media/upload-intent')).toHaveLength(1);
+    expect(page.state.channels).toHaveLength(1);
+  });
+
+  it('finishes an upload whose replies come after the wait: one intent, one PUT', async () => {
+    await signedInPage();
+    useSagaTimers();
+    const page = await pageWithUploadIntentOn();
+    await outwait('still being processed');
+
+    page.emit(notification('media.upload_ready', { request_id: 'req-up', upload_url: signedUrl, file_path: staging }));
+    await vi.waitFor(() => expect(text('upload-status')).toBe('Processing…'));
+    expect(puts()).toHaveLength(1);
+    expect(puts()[0][1]).toMatchObject({ method: 'PUT', headers: { 'Content-Type': 'image/png' } });
+
+    // The completion is slow as well.
+    await outwait('still being processed');
+    page.state.balance = 1;
+    page.state.files = [{ ...FILE_ROW, file_name: 'cat.png', file_path: permanent }];
+    page.emit(notification('media.upload_completed', { file_path: permanent, file_name: 'cat.png' }));
+    await vi.waitFor(() => expect(text('upload-status')).toBe('✓ Upload complete'));
+    expect($('upload-status').classList.contains('success')).toBe(true);
+    await vi.waitFor(() => expect(text('credit-count')).toBe('1'));
+    expect(text('upload-btn')).toBe('Upload');
+    expect(callsTo('/api/v1/media/upload-intent')).toHaveLength(1);
+    expect(puts()).toHaveLength(1);
+  });
+
+  it('shows a rejection that comes after the wait', async () => {
+    await signedInPage();
+    useSagaTimers();
+    const page = await pageWithUploadIntentOn();
+    await outwait('still being processed');
+    page.emit(notification('media.upload_rejected', { request_id: 'req-up', reason: 'insufficient_credits' }));
+    await vi.waitFor(() => expect(text('upload-status')).toBe('Upload rejected: insufficient_credits'));
+    expect($('upload-status').classList.contains('error')).toBe(true);
+    expect(/** @type {HTMLButtonElement} */ ($('upload-btn')).disabled).toBe(false);
+    expect(puts()).toHaveLength(0);
+    expect(callsTo('/api/v1/media/upload-intent')).toHaveLength(1);
+  });
+
+  it('drops a pending upload silently on sign-out', async () => {
+    await signedInPage();
+    useSagaTimers();
+    const page = await pageWithUploadIntentOn();
+    await outwait('still being processed');
+    $('logout-btn').click();
+    await vi.waitFor(() => expect($('auth-view').classList.contains('active-view')).toBe(true));
+    await vi.waitFor(() => expect(text('upload-btn')).toBe('Upload'));
+    expect(text('upload-status')).toBe('');
+    // A reply after sign-out (the channel is gone; a stray row) changes nothing.
+    expect(() => page.emit(notification('media.upload_ready', { request_id: 'req-up', upload_url: signedUrl, file_path: staging }))).not.toThrow();
+    expect(puts()).toHaveLength(0);
+  });
+
   it('reports a failed move', async () => {
     const page = await pageWithUploadIntent();
     await deliverUntil(
@@ -555,6 +655,49 @@ describe('media browser actions', () => {
       expect(open).toHaveBeenCalledWith(url, '_blank', 'noopener');
     });
     expect($('upload-status').querySelector('a')?.getAttribute('href')).toBe(url);
+  });
+
+  it('offers the link of a download reply that comes after the wait', async () => {
+    const open = vi.spyOn(window, 'open').mockReturnValue(null);
+    const page = await signedInPage({ files: [FILE_ROW] });
+    fetchMock.mockImplementation(async (url) =>
+      String(url).endsWith('/download-intent') ? json(202, { request_id: 'req-dl-late' }) : json(500, {}),
+    );
+    await vi.waitFor(() => expect(document.querySelector('.btn-download')).not.toBeNull());
+    useSagaTimers();
+    const button = /** @type {HTMLButtonElement} */ (document.querySelector('.btn-download'));
+    button.click();
+    await vi.waitFor(() => expect(callsTo('/api/v1/media/download-intent')).toHaveLength(1));
+    await outwait('still being prepared');
+    expect(text('upload-status')).toBe(
+      'Your download of holiday.png is still being prepared. A link to open it will appear here when it is ready.',
+    );
+    expect(text('upload-status')).not.toContain('Notification timeout');
+    expect(button.disabled).toBe(true);
+
+    const url = 'http://127.0.0.1:9000/media-uploads/files/user-1/abc/holiday.png?X-Amz-Signature=late';
+    page.emit(notification('media.download_ready', { request_id: 'req-dl-late', download_url: url, file_path: FILE_ROW.file_path }));
+    await vi.waitFor(() => expect(text('upload-status')).toContain('Download ready: holiday.png'));
+    const link = $('upload-status').querySelector('a');
+    expect(link?.getAttribute('href')).toBe(url);
+    expect(link?.getAttribute('target')).toBe('_blank');
+    expect($('upload-status').classList.contains('success')).toBe(true);
+    // Late: no window.open (a popup blocker would stop it); the link is the way.
+    expect(open).not.toHaveBeenCalled();
+    expect(button.disabled).toBe(false);
+    expect(callsTo('/api/v1/media/download-intent')).toHaveLength(1);
+  });
+
+  it('shows a download rejection that comes after the wait', async () => {
+    const page = await signedInPage({ files: [FILE_ROW] });
+    fetchMock.mockImplementation(async () => json(202, { request_id: 'req-dl-no' }));
+    await vi.waitFor(() => expect(document.querySelector('.btn-download')).not.toBeNull());
+    useSagaTimers();
+    /** @type {HTMLButtonElement} */ (document.querySelector('.btn-download')).click();
+    await outwait('still being prepared');
+    page.emit(notification('media.download_rejected', { request_id: 'req-dl-no', reason: 'not_found' }));
+    await vi.waitFor(() => expect(text('upload-status')).toBe('Download failed: not_found'));
+    expect(callsTo('/api/v1/media/download-intent')).toHaveLength(1);
   });
 
   it('refuses a non-http download URL', async () => {
@@ -621,6 +764,24 @@ describe('media browser actions', () => {
     });
     await vi.waitFor(() => expect(document.querySelectorAll('.media-file-card')).toHaveLength(0));
     expect(text('media-list')).toBe('No files uploaded yet.');
+  });
+
+  it('finishes a delete whose reply comes after the wait', async () => {
+    const page = await signedInPage({ files: [FILE_ROW] });
+    fetchMock.mockImplementation(async () => json(202, { request_id: 'req-del-late' }));
+    await vi.waitFor(() => expect(document.querySelector('.btn-delete')).not.toBeNull());
+    useSagaTimers();
+    /** @type {HTMLButtonElement} */ (document.querySelector('.btn-delete')).click();
+    const input = /** @type {HTMLInputElement} */ ($('delete-confirm-input'));
+    input.value = 'delete';
+    input.dispatchEvent(new Event('input'));
+    $('delete-confirm-btn').click();
+    await outwait('still being processed');
+    expect(text('upload-status')).not.toContain('failed');
+    page.state.files = [];
+    page.emit(notification('media.file_deleted', { file_path: FILE_ROW.file_path, file_name: 'holiday.png' }));
+    await vi.waitFor(() => expect(text('upload-status')).toBe('✓ Deleted holiday.png'));
+    expect(callsTo('/api/v1/media/delete-intent')).toHaveLength(1);
   });
 
   it('shows the reason of media.delete_rejected', async () => {

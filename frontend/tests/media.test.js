@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   ALLOWED_MEDIA_TYPES,
   InsufficientCreditsError,
+  WaiterClosedError,
   createNotificationWaiter,
   deleteFile,
   fetchUserFiles,
@@ -606,6 +607,26 @@ describe('createNotificationWaiter', () => {
     const pending = waiter.waitFor('a@b.c', ['identity.login'], 100);
     vi.advanceTimersByTime(100);
     await expect(pending).rejects.toThrow('Notification timeout for request a@b.c');
+  });
+
+  it('waits without a timeout for Infinity or null, until the row or cleanup', async () => {
+    vi.useFakeTimers();
+    const waiter = createNotificationWaiter();
+    const forever = waiter.waitFor('req-slow', ['media.upload_ready'], Infinity);
+    const alsoForever = waiter.waitFor('req-slower', ['media.download_ready'], null);
+    const settled = vi.fn();
+    forever.then(settled, settled);
+    alsoForever.then(settled, settled);
+    expect(vi.getTimerCount()).toBe(0);
+    vi.advanceTimersByTime(24 * 60 * 60 * 1000);
+    await Promise.resolve();
+    expect(settled).not.toHaveBeenCalled();
+    const ready = row('media.upload_ready', { request_id: 'req-slow' });
+    expect(waiter.handleNotification(ready)).toBe(true);
+    await expect(forever).resolves.toBe(ready);
+    waiter.cleanup();
+    await expect(alsoForever).rejects.toBeInstanceOf(WaiterClosedError);
+    await expect(alsoForever).rejects.toThrow('Notification waiter cleaned up');
   });
 
   it('rejects a wait without a usable key', async () => {
