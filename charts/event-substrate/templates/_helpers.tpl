@@ -183,3 +183,93 @@ affinity:
 replicas: {{ .replicas }}
 {{- end -}}
 {{- end -}}
+
+{{/* ---- NetworkPolicies (templates/network-policies.yaml) ---------------------------------- */}}
+
+{{/* "true" when a component's policies are rendered: the global switch networkPolicy.enabled
+     and the component's own <component>.networkPolicy.enabled (default true); else nothing.
+     Call with (dict "root" $ "values" .Values.apiGateway). */}}
+{{- define "event-substrate.netpol.enabled" -}}
+{{- if and .root.Values.networkPolicy.enabled .values.enabled (dig "networkPolicy" "enabled" true .values) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The port of an address, host:port or a URL; without one, .default.
+     Call with (dict "address" "redpanda-0.redpanda:9093" "default" 9092). */}}
+{{- define "event-substrate.netpol.port" -}}
+{{- $host := .address -}}
+{{- if contains "://" $host -}}
+{{- $host = (urlParse $host).host -}}
+{{- end -}}
+{{- regexFind ":[0-9]+$" $host | trimPrefix ":" | default (toString .default) -}}
+{{- end -}}
+
+{{/* One rule of a NetworkPolicy: `from` (ingress) or `to` (egress) the peers, on TCP ports.
+     No peers: no rule at all (an empty `from`/`to` would mean every address).
+     Call with (dict "direction" "to" "peers" $peers "ports" (list 9092)). */}}
+{{- define "event-substrate.netpol.rule" -}}
+{{- if .peers }}
+- {{ .direction }}:
+    {{- toYaml .peers | nindent 4 }}
+  ports:
+    {{- range (.ports | uniq) }}
+    - port: {{ . | int }}
+      protocol: TCP
+    {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Egress to one destination of networkPolicy.egress: its `to` peers, on its `ports` if given,
+     else on the ports of the address. Call with (dict "target" $egress.kafka "ports" (list 9092)). */}}
+{{- define "event-substrate.netpol.egress" -}}
+{{- include "event-substrate.netpol.rule" (dict "direction" "to" "peers" .target.to "ports" (.target.ports | default .ports)) -}}
+{{- end -}}
+
+{{/* Egress to the cluster DNS (networkPolicy.dns), UDP and TCP 53. Call with the root context. */}}
+{{- define "event-substrate.netpol.dns" -}}
+{{- with .Values.networkPolicy.dns.to }}
+- to:
+    {{- toYaml . | nindent 4 }}
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- end }}
+{{- end -}}
+
+{{/* A NetworkPolicy of the pods labelled .selector, for both directions: the rules are rendered
+     YAML lists (ingress, egress), and a direction without rules is denied, so a policy without
+     any is the component's default deny. hook: created before the bootstrap Job (pre-install
+     hooks run before ordinary resources exist) and removed with it once it succeeded.
+     Call with (dict "root" $ "component" "api-gateway" "name" "api-gateway-allow"
+     "selector" $labels "ingress" $rules "egress" $rules "hook" false). */}}
+{{- define "event-substrate.netpol.policy" -}}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ .name }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "event-substrate.labels" (dict "root" .root "component" .component) | nindent 4 }}
+  {{- if .hook }}
+  annotations:
+    helm.sh/hook: pre-install,pre-upgrade
+    helm.sh/hook-weight: "-10"
+    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+  {{- end }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- toYaml .selector | nindent 6 }}
+  policyTypes: [Ingress, Egress]
+  {{- with (.ingress | default "" | trim) }}
+  ingress:
+    {{- . | nindent 4 }}
+  {{- end }}
+  {{- with (.egress | default "" | trim) }}
+  egress:
+    {{- . | nindent 4 }}
+  {{- end }}
+{{- end -}}
