@@ -8,6 +8,9 @@
 #                           .local/jars, again only when the pom changes
 #   rivven-schema           the schema registry, `cargo install` (cached in ~/.cargo/bin)
 #   cargo-deny              the dependency policy check of `./taskw test` (deny.toml), likewise
+#   registry-auth           the same registry with HTTP Basic auth (scripts/stack/registry-auth,
+#                           a project outside the workspace), in ~/.cargo/registry-auth/bin,
+#                           rebuilt only when its Cargo.toml, Cargo.lock or src/ change
 #
 # cargo-nextest is not installed here: compiling it would add ~10 minutes to a cold machine, and
 # the workspace's tests pass under plain `cargo test` too (rust:test uses nextest when present).
@@ -120,3 +123,26 @@ ensure() {
 ensure rivven-schema 0.0.22 --no-default-features --features server,avro,cli
 # About 6 minutes to compile on a cold 2-core machine, once.
 ensure cargo-deny 0.20.2
+
+# ensure_path DIR ROOT: installs the crate of DIR (a project of its own, with its Cargo.lock)
+# into ROOT/bin, built in a target directory of its own; again only when a hash of its
+# Cargo.toml, Cargo.lock and src/ differs from the one recorded at the last install.
+ensure_path() {
+    local dir="$1" root="$2" name stamp wanted
+    name="$(basename "$dir")"
+    stamp="$root/.sources.sha256"
+    wanted="$(cd "$dir" && find Cargo.toml Cargo.lock src -type f -print0 | LC_ALL=C sort -z \
+        | xargs -0 sha256sum | sha256sum | cut -d ' ' -f 1)"
+    if [[ -x "$root/bin/$name" && "$(cat "$stamp" 2>/dev/null || true)" == "$wanted" ]]; then
+        log "$name is installed ($root/bin) and matches $dir"
+        return 0
+    fi
+    log "installing $name from $dir into $root/bin (this compiles it and can take several minutes)"
+    CARGO_TARGET_DIR="$HOME/.cargo/target-cache/$name" \
+        cargo install --locked --force --path "$dir" --root "$root"
+    printf '%s\n' "$wanted" >"$stamp"
+}
+
+# The registry with Basic auth on every endpoint (rivven-schema 0.0.22 as a library; about
+# 5 minutes to compile on a cold 2-core machine). Started with --users-file; see its README.md.
+ensure_path scripts/stack/registry-auth "$HOME/.cargo/registry-auth"
