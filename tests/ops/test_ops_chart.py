@@ -113,6 +113,11 @@ def test_values_schema_rejects_unsafe_or_misspelled_values() -> None:
             {"apiGateway": {"image": {"tag": "latest"}}},
             {"global": {"imageTag": "latest"}},
             {"flink": {"postgres": {"user": "postgres"}}},
+            # nor do the services: each has its own role, and there is no shared one any more
+            {"apiGateway": {"postgres": {"user": "postgres"}}},
+            {"mediaService": {"postgres": {"user": "supabase_admin"}}},
+            {"messageConsumer": {"postgres": {"user": "postgres"}}},
+            {"postgres": {"user": "postgres"}},
             {"flink": {"taskManager": {"memory": "1Gi"}}},
         ):
             with pytest.raises(helm.HelmError):

@@ -251,6 +251,46 @@ def test_flink_writes_postgres_as_its_least_privilege_role(rendered: list[dict[s
     assert writers == 2  # the SQL runner and the credit check
 
 
+# the least-privilege role of each service (migration 20261201000300_service_roles.sql)
+DB_ROLES = {"api-gateway": "api_gateway", "media-service": "media_service", "message-consumer": "message_consumer"}
+
+
+def test_services_connect_as_their_own_least_privilege_roles(
+        rendered: list[dict[str, Any]], values_name: str, compose_model: dict[str, Any]) -> None:
+    values = merged_values(values_name)
+    pg, secret = values["postgres"], values["secrets"]["postgres"]
+    migration = (opslib.REPO / "supabase" / "migrations" / "20261201000300_service_roles.sql").read_text()
+    script = (INFRA / "postgres-roles.sh").read_text()
+    init = compose_env(compose_model, "postgres-roles-init")
+    owner = urlsplit(init["DATABASE_URL"])
+    keys = set()
+    for name, role in DB_ROLES.items():
+        assert values[VALUES_KEY[name]]["postgres"]["user"] == role, name
+        assert f"'{role}'" in migration, role  # the migration creates it
+        # the chart: the service's role in the URL of the one database, its own password key
+        (container,) = by_kind(rendered, "Deployment")[name]["spec"]["template"]["spec"]["containers"]
+        env = env_of(container)
+        url = urlsplit(env["SUPABASE_DB_URL"]["value"])
+        assert (url.username, url.password) == (role, None), name
+        assert (url.hostname, url.port, url.path) == (pg["host"], pg["port"], f"/{pg['database']}"), name
+        key = env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert key == {"name": secret["existingSecret"], "key": secret[f"{VALUES_KEY[name]}PasswordKey"]}, name
+        keys.add(key["key"])
+        # compose: the same role, with the password postgres-roles-init gives it, same database
+        compose = compose_env(compose_model, name)
+        compose_url = urlsplit(compose["SUPABASE_DB_URL"])
+        assert (compose_url.username, compose_url.password) == (role, None), name
+        assert (compose_url.hostname, compose_url.port, compose_url.path) == (owner.hostname, owner.port, owner.path)
+        variable = f"{role.upper()}_DB_PASSWORD"
+        assert f"[{role}]={variable}" in script
+        assert init[variable] == compose["PGPASSWORD"] != init["PGPASSWORD"], name
+        depends = compose_model["services"][name]["depends_on"]["postgres-roles-init"]
+        assert depends["condition"] == "service_completed_successfully", name
+    assert len(keys) == len(DB_ROLES) and secret["flinkPasswordKey"] not in keys
+    assert urlsplit(init["DATABASE_URL"]).username == "postgres"
+    assert compose_model["services"]["postgres-roles-init"]["entrypoint"] == ["bash", "/scripts/postgres-roles.sh"]
+
+
 def test_flink_versions_match_the_image(rendered: list[dict[str, Any]]) -> None:
     dockerfile = (opslib.REPO / "docker" / "Dockerfile.pyflink").read_text()
     version = re.search(r"^ARG FLINK_VERSION=(\S+)$", dockerfile, re.M).group(1)

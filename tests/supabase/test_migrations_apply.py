@@ -75,6 +75,17 @@ POLICIES = {
     ("credit_ledger", "Flink jobs write every row", "ALL", "{flink_writer}"),
     ("media_files", "Flink jobs write every row", "ALL", "{flink_writer}"),
     ("user_notifications", "Flink jobs write every row", "ALL", "{flink_writer}"),
+    # the services' roles (migration 20261201000300_service_roles; test_service_roles)
+    ("credit_ledger", "API gateway reads balances", "SELECT", "{api_gateway}"),
+    ("credit_ledger", "API gateway deducts upload credits", "INSERT", "{api_gateway}"),
+    ("user_notifications", "API gateway announces deductions", "INSERT", "{api_gateway}"),
+    ("user_notifications", "API gateway sees its announcements", "SELECT", "{api_gateway}"),
+    ("media_files", "API gateway reads files", "SELECT", "{api_gateway}"),
+    ("media_files", "API gateway soft-deletes files", "UPDATE", "{api_gateway}"),
+    ("user_notifications", "Message consumer writes messages", "INSERT", "{message_consumer}"),
+    ("user_notifications", "Message consumer reads messages", "SELECT", "{message_consumer}"),
+    ("media_files", "Media service reads files", "SELECT", "{media_service}"),
+    ("media_files", "Media service soft-deletes files", "UPDATE", "{media_service}"),
 }
 
 GRANTED = {

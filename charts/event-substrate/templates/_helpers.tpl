@@ -57,10 +57,11 @@ imagePullSecrets:
 {{- end -}}
 
 {{/* Environment shared by the three services: broker, SASL user, registry, telemetry, database.
-     Call with (dict "root" $ "kafka" .Values.<service>.kafka). The SASL password is the key named
-     after the user in the Kafka Secret. The database URL carries no password (it is built from
-     the postgres section, the one place of the address); sqlx reads the password from
-     PGPASSWORD, which comes from the Postgres Secret. */}}
+     Call with (dict "root" $ "kafka" .Values.<service>.kafka "postgres" .Values.<service>.postgres
+     "passwordKey" .Values.secrets.postgres.<service>PasswordKey). The SASL password is the key
+     named after the user in the Kafka Secret. The database URL carries no password (it is built
+     from the postgres section, the one place of the address, and the service's own role);
+     sqlx reads the password from PGPASSWORD, the role's key in the Postgres Secret. */}}
 {{- define "event-substrate.serviceEnv" -}}
 - name: REDPANDA_BROKERS
   value: {{ .root.Values.kafka.brokers | quote }}
@@ -84,18 +85,19 @@ imagePullSecrets:
   value: {{ . | quote }}
 {{- end }}
 - name: SUPABASE_DB_URL
-  value: {{ include "event-substrate.postgresUrl" .root | quote }}
+  value: {{ include "event-substrate.postgresUrl" (dict "root" .root "user" .postgres.user) | quote }}
 - name: PGPASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ .root.Values.secrets.postgres.existingSecret }}
-      key: {{ .root.Values.secrets.postgres.servicesPasswordKey }}
+      key: {{ .passwordKey }}
 {{- end -}}
 
-{{/* postgres://user@host:port/database?sslmode=… of the services (no password: PGPASSWORD). */}}
+{{/* postgres://user@host:port/database?sslmode=… of a service, as its role (no password:
+     PGPASSWORD). Call with (dict "root" $ "user" .Values.<service>.postgres.user). */}}
 {{- define "event-substrate.postgresUrl" -}}
-{{- $pg := .Values.postgres -}}
-{{- printf "postgres://%s@%s:%v/%s?sslmode=%s" (urlquery $pg.user) $pg.host $pg.port $pg.database $pg.sslmode -}}
+{{- $pg := .root.Values.postgres -}}
+{{- printf "postgres://%s@%s:%v/%s?sslmode=%s" (urlquery .user) $pg.host $pg.port $pg.database $pg.sslmode -}}
 {{- end -}}
 
 {{/* The Flink JDBC sinks' URL: same database, with the original connect/socket timeouts. */}}
