@@ -79,6 +79,12 @@ OPTIONAL = (
     "KAFKA_SASL_MECHANISM",
     "KAFKA_SASL_USERNAME",
     "KAFKA_SASL_PASSWORD",
+    # PEM file of the CA the brokers' certificates are checked against (TLS listeners signed
+    # by a private CA); unset: the JVM's trust store
+    "KAFKA_SSL_CA_FILE",
+    # HTTP basic auth of the schema registry, both or neither
+    "SCHEMA_REGISTRY_USERNAME",
+    "SCHEMA_REGISTRY_PASSWORD",
     "FLINK_CHECKPOINT_DIR",
     # appended to every Kafka topic, consumer group and transactional id: runs an isolated
     # copy of the processors on a shared broker (the connector tests use one per test)
@@ -458,6 +464,35 @@ def sasl_options(environ: Mapping[str, str] | None = None) -> list[tuple[str, st
     ]
 
 
+def tls_options(environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The trust store of a TLS connection to the brokers (KAFKA_SSL_CA_FILE, PEM), or none.
+    The protocol itself is KAFKA_SECURITY_PROTOCOL's (SASL_SSL with SASL)."""
+    ca_file = setting("KAFKA_SSL_CA_FILE", environ).strip()
+    if not ca_file:
+        return []
+    return [
+        ("properties.ssl.truststore.type", "PEM"),
+        ("properties.ssl.truststore.location", ca_file),
+    ]
+
+
+def registry_options(environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The avro-confluent format's registry address and, when SCHEMA_REGISTRY_USERNAME and
+    SCHEMA_REGISTRY_PASSWORD are set, its basic-auth credentials (a registry with
+    authentication answers 401 to every lookup without them)."""
+    options = [("value.avro-confluent.url", setting("SCHEMA_REGISTRY_URL", environ))]
+    username = setting("SCHEMA_REGISTRY_USERNAME", environ)
+    password = setting("SCHEMA_REGISTRY_PASSWORD", environ)
+    if bool(username) != bool(password):
+        raise ConfigError("SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD are set together or not at all")
+    if username:
+        options += [
+            ("value.avro-confluent.basic-auth.credentials-source", "USER_INFO"),
+            ("value.avro-confluent.basic-auth.user-info", f"{username}:{password}"),
+        ]
+    return options
+
+
 def suffixed(name: str, environ: Mapping[str, str] | None = None) -> str:
     """A topic, group or transactional id with KAFKA_TOPIC_SUFFIX appended."""
     return name + setting("KAFKA_TOPIC_SUFFIX", environ).strip()
@@ -477,8 +512,9 @@ def kafka_source_options(
         *startup_options(environ),
         ("properties.isolation.level", "read_committed"),
         ("value.format", "avro-confluent"),
-        ("value.avro-confluent.url", setting("SCHEMA_REGISTRY_URL", environ)),
+        *registry_options(environ),
         *sasl_options(environ),
+        *tls_options(environ),
     ]
 
 
@@ -518,7 +554,7 @@ def kafka_sink_options(
         ("topic", topic),
         ("properties.bootstrap.servers", setting("REDPANDA_BROKERS", environ)),
         ("value.format", "avro-confluent"),
-        ("value.avro-confluent.url", setting("SCHEMA_REGISTRY_URL", environ)),
+        *registry_options(environ),
         ("value.avro-confluent.subject", f"{topic}-value"),
         ("sink.delivery-guarantee", guarantee),
     ]
@@ -531,7 +567,7 @@ def kafka_sink_options(
                 str(int_setting("KAFKA_TRANSACTION_TIMEOUT_MS", environ)),
             ),
         ]
-    return options + sasl_options(environ)
+    return options + sasl_options(environ) + tls_options(environ)
 
 
 def table_ddl(

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Sets the login passwords of the services' least-privilege Postgres roles (api_gateway,
 # message_consumer, media_service; migration 20261201000300_service_roles.sql creates them
-# without one). Idempotent: run it again to change or re-apply a password. compose's
+# without one) and of the Flink jobs' flink_writer (20261201000100_flink_writer_role.sql). Idempotent: run it again to change or re-apply a password. compose's
 # postgres-roles-init runs it; the local production profile and a deployment can too.
 #
 #   DATABASE_URL=postgres://postgres@host:port/db PGPASSWORD=<owner password> \
 #   API_GATEWAY_DB_PASSWORD=... MESSAGE_CONSUMER_DB_PASSWORD=... MEDIA_SERVICE_DB_PASSWORD=... \
+#   FLINK_WRITER_DB_PASSWORD=... \
 #     bash scripts/infra/postgres-roles.sh
 #
 # DATABASE_URL (default: LOCAL_DATABASE_URL, which ./taskw exports) names a role that may
@@ -24,9 +25,10 @@ declare -A password_variables=(
     [api_gateway]=API_GATEWAY_DB_PASSWORD
     [message_consumer]=MESSAGE_CONSUMER_DB_PASSWORD
     [media_service]=MEDIA_SERVICE_DB_PASSWORD
+    [flink_writer]=FLINK_WRITER_DB_PASSWORD
 )
 
-for role in api_gateway message_consumer media_service; do
+for role in api_gateway message_consumer media_service flink_writer; do
     variable="${password_variables[$role]}"
     if [[ -z "${!variable:-}" ]]; then
         echo "postgres-roles: $variable is not set; $role keeps its password"

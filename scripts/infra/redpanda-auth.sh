@@ -109,57 +109,45 @@ for attempt in $(seq 1 15); do
     sleep 2
 done
 
-# 3. ACLs (allow only). acl PRINCIPAL OPERATIONS RESOURCE-FLAGS...
+# 3. ACLs (allow only), one per line of kafka-acls.txt beside this script (KAFKA_ACLS_FILE):
+# the same file scripts/stack/bootstrap.py grants on the local production profile's broker.
 # Grants of users this run does not manage (KAFKA_USERS_DIR without their file) are skipped:
 # a principal without a user would only be a dormant grant for whoever creates that name later.
-acl() {
-    local principal="$1" operations="$2"
-    shift 2
-    [[ -n "${passwords[$principal]+set}" ]] || return 0
-    super_rpk security acl create --allow-principal "User:$principal" \
-        --operation "$operations" "$@" >/dev/null
+acls_file="${KAFKA_ACLS_FILE:-$(dirname "${BASH_SOURCE[0]}")/kafka-acls.txt}"
+[[ -r "$acls_file" ]] || {
+    log "no ACL file at $acls_file"
+    exit 1
 }
-prefixed=(--resource-pattern-type prefixed)
-literal=(--resource-pattern-type literal)
+# shellcheck disable=SC2016 # the placeholders are literal text of the ACL file
+expand() {
+    local value="$1"
+    value="${value//'${MESSAGE_CONSUMER_GROUP}'/$message_group}"
+    value="${value//'${MEDIA_SERVICE_GROUP}'/$media_group}"
+    value="${value//'${FLINK_TRANSACTIONAL_ID_PREFIX}'/$txn_prefix}"
+    printf '%s' "$value"
+}
+granted=0
+while read -r principal operations kind name pattern rest; do
+    [[ -z "$principal" || "$principal" == \#* ]] && continue
+    if [[ -z "$pattern" || -n "$rest" ]]; then
+        log "malformed line in $acls_file: $principal $operations $kind $name $pattern $rest"
+        exit 1
+    fi
+    [[ -n "${passwords[$principal]+set}" ]] || continue
+    case "$kind" in
+    cluster) resource=(--cluster) ;;
+    topic | group | transactional-id)
+        resource=("--$kind" "$(expand "$name")" --resource-pattern-type "$pattern")
+        ;;
+    *)
+        log "unknown resource type $kind in $acls_file"
+        exit 1
+        ;;
+    esac
+    super_rpk security acl create --allow-principal "User:$principal" \
+        --operation "$operations" "${resource[@]}" >/dev/null
+    granted=$((granted + 1))
+done <"$acls_file"
 
-# api-gateway: produces events and intents (idempotent producer).
-acl api-gateway write,describe --topic public. "${prefixed[@]}"
-acl api-gateway write,describe --topic internal.media. "${prefixed[@]}"
-acl api-gateway idempotent_write --cluster
-
-# message-consumer: one topic, its group, and its dead-letter topic.
-acl message-consumer read,describe --topic public.user.message.events "${literal[@]}"
-acl message-consumer read,describe --group "$message_group" "${literal[@]}"
-acl message-consumer write,describe --topic internal.user.message.dead-letter "${literal[@]}"
-acl message-consumer idempotent_write --cluster
-
-# media-service: consumes and produces the media saga topics, dead-letters to
-# internal.media.consumer.dead-letter.
-acl media-service read,write,describe --topic public.media. "${prefixed[@]}"
-acl media-service read,write,describe --topic internal.media. "${prefixed[@]}"
-# groups media-service and media-service-delete-retry
-acl media-service read,describe --group "$media_group" "${prefixed[@]}"
-acl media-service idempotent_write --cluster
-
-# flink-processor: Flink SQL and PyFlink jobs; exactly-once sinks use transactions.
-acl flink-processor read,write,describe --topic public. "${prefixed[@]}"
-acl flink-processor read,write,describe --topic internal. "${prefixed[@]}"
-acl flink-processor read,describe --group flink- "${prefixed[@]}"
-acl flink-processor read,describe --group pyflink- "${prefixed[@]}"
-acl flink-processor write,describe --transactional-id "$txn_prefix" "${prefixed[@]}"
-acl flink-processor idempotent_write --cluster
-
-# schema-admin: the Schema Registry's backing topic and group.
-acl schema-admin read,write,create,describe,describe_configs,alter --topic _schemas "${literal[@]}"
-acl schema-admin describe --topic '*' "${literal[@]}"
-acl schema-admin read,describe --group schema-registry "${prefixed[@]}"
-
-# clickhouse-consumer: the unified events topic only.
-acl clickhouse-consumer read,describe --topic internal.platform.unified.events "${literal[@]}"
-acl clickhouse-consumer read,describe --group clickhouse-consumer "${literal[@]}"
-
-# keda-scaler: reads the message-consumer's lag (offsets and group description only).
-acl keda-scaler describe --topic public.user.message.events "${literal[@]}"
-acl keda-scaler describe --group "$message_group" "${literal[@]}"
-
+log "$granted grants from $acls_file"
 log "users and ACLs are in place"

@@ -21,11 +21,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/../stack/lib.sh"
 
 SERVICES=(api-gateway:8080 media-service:8090 message-consumer:8091)
 HEALTH_TIMEOUT="${SERVICES_HEALTH_TIMEOUT:-60}"
-PROFILE="${SERVICES_PROFILE:-debug}"
-case "$PROFILE" in
+BUILD_PROFILE="${SERVICES_PROFILE:-debug}"
+case "$BUILD_PROFILE" in
     debug) build_flags=() ;;
     release) build_flags=(--release) ;;
-    *) die "SERVICES_PROFILE must be debug or release, not '$PROFILE'" ;;
+    *) die "SERVICES_PROFILE must be debug or release, not '$BUILD_PROFILE'" ;;
 esac
 
 otlp_env=()
@@ -44,14 +44,36 @@ elif ((trace)); then
 fi
 
 if [[ "${STACK_SKIP_BUILD:-0}" != 1 ]]; then
-    log "building the $PROFILE service binaries (STACK_SKIP_BUILD=1 skips this)"
+    log "building the $BUILD_PROFILE service binaries (STACK_SKIP_BUILD=1 skips this)"
     cargo build "${build_flags[@]}" --workspace --bins
 fi
+
+# security_env NAME : the settings NAME connects with under the stack's profile. Production:
+# Kafka over SASL_SSL as its own user, the registry with its own credentials, Postgres over
+# verified TLS as its own least-privilege role (scripts/stack/profile.sh).
+security_env() {
+    local name="$1" role="${1//-/_}"
+    if ! is_production; then
+        printf '%s\n' "APP__POSTGRES__URL=postgres://postgres@$STACK_HOST:$POSTGRES_PORT/$POSTGRES_DB"
+        return 0
+    fi
+    printf '%s\n' \
+        "APP__KAFKA__TLS=true" \
+        "APP__KAFKA__SSL_CA_FILE=$TLS_DIR/ca.pem" \
+        "APP__KAFKA__SASL_MECHANISM=SCRAM-SHA-256" \
+        "APP__KAFKA__SASL_USERNAME=$name" \
+        "APP__KAFKA__SASL_PASSWORD=$(kafka_password "$name")" \
+        "APP__REGISTRY__USERNAME=$name" \
+        "APP__REGISTRY__PASSWORD=$(registry_password "$name")" \
+        "APP__POSTGRES__URL=postgres://$role:$(pg_password "$role")@$STACK_HOST:$POSTGRES_PORT/$POSTGRES_DB?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem"
+}
+log "profile: $STACK_PROFILE"
 
 for entry in "${SERVICES[@]}"; do
     name="${entry%%:*}"
     port="${entry##*:}"
-    binary="$TARGET_DIR/$PROFILE/$name"
+    mapfile -t security < <(security_env "$name")
+    binary="$TARGET_DIR/$BUILD_PROFILE/$name"
     if is_running "$name"; then
         log "$name already running (pid $(pid_of "$name"))"
         continue
@@ -65,7 +87,7 @@ for entry in "${SERVICES[@]}"; do
         APP__HTTP__PORT="$port" \
         APP__KAFKA__BROKERS="$STACK_HOST:$KAFKA_PORT" \
         APP__REGISTRY__URL="http://$STACK_HOST:$REGISTRY_PORT" \
-        APP__POSTGRES__URL="postgres://postgres@$STACK_HOST:$POSTGRES_PORT/$POSTGRES_DB" \
+        "${security[@]}" \
         APP__S3__ENDPOINT="$STACK_HOST:$OBJECTSTORE_PORT" \
         APP__S3__PUBLIC_ENDPOINT="$STACK_HOST:$OBJECTSTORE_PORT" \
         MEDIA_WEBHOOK_TOKEN="${MEDIA_WEBHOOK_TOKEN:-local-webhook-token}" \

@@ -16,7 +16,18 @@ is the topic `public.identity.login.events`. For each one this script
 The registry keeps nothing across restarts, so the stack runs this on every start.
 Any failure aborts with a message and exit status 1.
 
+On the production profile's broker (scripts/stack/profile.sh) it connects over SASL_SSL as the
+superuser and first makes the users and grants, as the chart's bootstrap Job does on a cluster:
+
+0. every user with a password file in --users-dir gets its SCRAM-SHA-256 credential, and the
+   broker's ACLs become exactly the grants of --acls-file (scripts/infra/kafka-acls.txt, the
+   file scripts/infra/redpanda-auth.sh grants): missing ones are created, others deleted.
+
+The registry is then called with --registry-user and the password in --registry-password-file.
+
 Usage: bootstrap.py [--brokers HOST:PORT] [--registry URL]
+                    [--sasl-ssl --ca-file PEM --users-dir DIR --acls-file FILE]
+                    [--registry-user NAME --registry-password-file FILE]
 Defaults: $BOOTSTRAP_BROKERS or 127.0.0.1:9092, $SCHEMA_REGISTRY_URL or http://127.0.0.1:8081.
 """
 
@@ -32,7 +43,19 @@ from urllib.parse import quote
 
 import requests
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AVRO_DIR = REPO_ROOT / "avro"
@@ -97,8 +120,86 @@ def existing_topics(admin: AdminClient) -> set[str]:
     raise BootstrapError(f"cannot list the broker's topics: {last_error}")
 
 
-def create_topics(brokers: str, topics: list[str]) -> None:
-    admin = AdminClient({"bootstrap.servers": brokers, "socket.timeout.ms": 10000})
+#: Values of the placeholders of kafka-acls.txt (the defaults of redpanda-auth.sh).
+ACL_VARIABLES = {
+    "MESSAGE_CONSUMER_GROUP": "go-message-consumer",
+    "MEDIA_SERVICE_GROUP": "media-service",
+    "FLINK_TRANSACTIONAL_ID_PREFIX": "event-substrate",
+}
+RESOURCE_TYPES = {
+    "topic": ResourceType.TOPIC,
+    "group": ResourceType.GROUP,
+    "transactional-id": ResourceType.TRANSACTIONAL_ID,
+    "cluster": ResourceType.BROKER,
+}
+SCRAM_ITERATIONS = 4096
+
+
+def read_acls(path: Path, environ: dict[str, str]) -> set[AclBinding]:
+    """The grants of an ACL file (format: its header) as bindings, placeholders filled from
+    `environ` or ACL_VARIABLES."""
+    bindings: set[AclBinding] = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) != 5 or fields[2] not in RESOURCE_TYPES:
+            raise BootstrapError(f"{path}:{number}: expected PRINCIPAL OPERATIONS TYPE NAME PATTERN")
+        principal, operations, kind, name, pattern = fields
+        for variable, default in ACL_VARIABLES.items():
+            name = name.replace("${" + variable + "}", environ.get(variable, default))
+        if kind == "cluster":
+            name, pattern_type = "kafka-cluster", ResourcePatternType.LITERAL
+        else:
+            pattern_type = {"literal": ResourcePatternType.LITERAL, "prefixed": ResourcePatternType.PREFIXED}.get(pattern)
+            if pattern_type is None:
+                raise BootstrapError(f"{path}:{number}: pattern must be literal or prefixed")
+        for operation in operations.split(","):
+            try:
+                op = AclOperation[operation.upper()]
+            except KeyError:
+                raise BootstrapError(f"{path}:{number}: unknown operation {operation}") from None
+            bindings.add(AclBinding(RESOURCE_TYPES[kind], name, pattern_type, f"User:{principal}", "*", op, AclPermissionType.ALLOW))
+    return bindings
+
+
+def apply_security(admin: AdminClient, users_dir: Path, acls_file: Path) -> tuple[int, int, int]:
+    """SCRAM credentials for the users with a password file, then the broker's ACLs made equal
+    to the file's (for those users). Returns (users, created, deleted)."""
+    users = {f.name: f.read_text(encoding="utf-8").strip() for f in sorted(users_dir.iterdir()) if f.is_file()}
+    if not users:
+        raise BootstrapError(f"no password files in {users_dir}")
+    upserts = [
+        UserScramCredentialUpsertion(name, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, SCRAM_ITERATIONS), password.encode())
+        for name, password in users.items()
+    ]
+    for name, future in admin.alter_user_scram_credentials(upserts, request_timeout=15).items():
+        try:
+            future.result()
+        except KafkaException as error:
+            raise BootstrapError(f"SCRAM credential of {name}: {error}") from error
+
+    wanted = {b for b in read_acls(acls_file, dict(os.environ)) if b.principal.removeprefix("User:") in users}
+    try:
+        present = set(admin.describe_acls(AclBindingFilter(
+            ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY,
+        ), request_timeout=15).result())
+        missing = sorted(wanted - present, key=str)
+        extra = sorted(present - wanted, key=str)
+        if missing:
+            for future in admin.create_acls(missing, request_timeout=15).values():
+                future.result()
+        if extra:
+            filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host,
+                                        b.operation, b.permission_type) for b in extra]
+            for future in admin.delete_acls(filters, request_timeout=15).values():
+                future.result()
+    except KafkaException as error:
+        raise BootstrapError(f"ACLs: {error}") from error
+    return len(users), len(missing), len(extra)
+
+
+def create_topics(admin: AdminClient, topics: list[str]) -> None:
     # Create only the missing topics, so a re-run makes no failed requests to sort through.
     pending = [t for t in topics if t not in existing_topics(admin)]
     for attempt in range(1, CREATE_ATTEMPTS + 1):
@@ -172,7 +273,7 @@ def same_schema(a: str, b: str) -> bool:
     return json.loads(a) == json.loads(b)
 
 
-def register_schemas(registry: str, schemas: dict[str, str]) -> dict[str, int]:
+def register_schemas(registry: str, schemas: dict[str, str], auth: tuple[str, str] | None = None) -> dict[str, int]:
     unknown = [t for t in COMPATIBILITY_NONE if t not in schemas]
     if unknown:
         raise BootstrapError(f"COMPATIBILITY_NONE names topics without an .avsc: {unknown}")
@@ -180,6 +281,7 @@ def register_schemas(registry: str, schemas: dict[str, str]) -> dict[str, int]:
     registry = registry.rstrip("/")
     ids: dict[str, int] = {}
     with requests.Session() as session:
+        session.auth = auth
         for topic, schema in schemas.items():
             subject = f"{topic}-value"
             url = f"{registry}/subjects/{quote(subject, safe='')}/versions"
@@ -217,18 +319,46 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--brokers", default=os.environ.get("BOOTSTRAP_BROKERS", "127.0.0.1:9092"))
     parser.add_argument("--registry", default=os.environ.get("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"))
+    parser.add_argument("--sasl-ssl", action="store_true", help="SASL_SSL (SCRAM-SHA-256) as superuser")
+    parser.add_argument("--ca-file", help="PEM of the CA that signed the broker's certificate")
+    parser.add_argument("--users-dir", type=Path, help="one password file per Kafka user (superuser included)")
+    parser.add_argument("--acls-file", type=Path, help="the grants (scripts/infra/kafka-acls.txt)")
+    parser.add_argument("--registry-user")
+    parser.add_argument("--registry-password-file", type=Path)
     args = parser.parse_args()
 
+    config = {"bootstrap.servers": args.brokers, "socket.timeout.ms": 10000}
+    if args.sasl_ssl:
+        if not (args.ca_file and args.users_dir and args.acls_file):
+            parser.error("--sasl-ssl needs --ca-file, --users-dir and --acls-file")
+        config |= {
+            "security.protocol": "SASL_SSL",
+            "ssl.ca.location": args.ca_file,
+            "sasl.mechanism": "SCRAM-SHA-256",
+            "sasl.username": "superuser",
+            "sasl.password": (args.users_dir / "superuser").read_text(encoding="utf-8").strip(),
+        }
+    auth = None
+    if args.registry_user:
+        if not args.registry_password_file:
+            parser.error("--registry-user needs --registry-password-file")
+        auth = (args.registry_user, args.registry_password_file.read_text(encoding="utf-8").strip())
+
+    security = ""
     try:
         schemas = discover_schemas()
         topics = [*schemas, *(t for t in EXTRA_TOPICS if t not in schemas)]
-        create_topics(args.brokers, topics)
-        ids = register_schemas(args.registry, schemas)
+        admin = AdminClient(config)
+        if args.sasl_ssl:
+            users, created, deleted = apply_security(admin, args.users_dir, args.acls_file)
+            security = f"{users} SCRAM users, ACLs as {args.acls_file.name} ({created} created, {deleted} deleted), "
+        create_topics(admin, topics)
+        ids = register_schemas(args.registry, schemas, auth)
     except BootstrapError as error:
         print(f"bootstrap failed: {error}", file=sys.stderr)
         return 1
     print(
-        f"bootstrap: {len(topics)} topics on {args.brokers}, "
+        f"bootstrap: {security}{len(topics)} topics on {args.brokers}, "
         f"{len(ids)} subjects on {args.registry} "
         f"({len(COMPATIBILITY_NONE)} with compatibility NONE)"
     )

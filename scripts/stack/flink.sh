@@ -34,7 +34,8 @@ RPC_PORT="$LOCAL_FLINK_RPC_PORT"
 REST_URL="http://$STACK_HOST:$REST_PORT"
 CONF_DIR="$LOCAL_DIR/flink/conf"
 LIB_DIR="$LOCAL_DIR/flink/lib"
-FLINK_DATA="$DATA_DIR/flink"
+# each profile resumes its own savepoints: they hold Kafka offsets of that profile's broker
+if is_production; then FLINK_DATA="$DATA_DIR/flink-production"; else FLINK_DATA="$DATA_DIR/flink"; fi
 SAVEPOINTS="$FLINK_DATA/savepoints"
 CONNECTOR_JARS="$JARS_DIR/flink"
 # the jobs' names on the cluster (pipeline.name); scripts/stack/flink_launch.py knows what each runs
@@ -130,6 +131,27 @@ flink_env() {
     # the jobs' least-privilege role (migration 20261201000100_flink_writer_role.sql), as in
     # the chart; the stack's server trusts local connections: the password is never checked
     export SUPABASE_DB_USER="flink_writer" SUPABASE_DB_PASSWORD="local"
+    if is_production; then
+        # the production profile (scripts/stack/profile.sh): SASL_SSL as flink-processor, the
+        # registry with credentials, Postgres over verified TLS with flink_writer's password
+        # (libpq's PGSSL* for the credit check's psycopg, URL options for the JDBC sink)
+        export KAFKA_SECURITY_PROTOCOL=SASL_SSL KAFKA_SASL_MECHANISM=SCRAM-SHA-256 \
+            KAFKA_SASL_USERNAME=flink-processor KAFKA_SSL_CA_FILE="$TLS_DIR/ca.pem"
+        KAFKA_SASL_PASSWORD="$(kafka_password flink-processor)"
+        SCHEMA_REGISTRY_PASSWORD="$(registry_password flink-processor)"
+        SUPABASE_DB_PASSWORD="$(pg_password flink_writer)"
+        export KAFKA_SASL_PASSWORD SCHEMA_REGISTRY_PASSWORD SUPABASE_DB_PASSWORD \
+            SCHEMA_REGISTRY_USERNAME=flink-processor
+        export SUPABASE_DB_JDBC_URL="$SUPABASE_DB_JDBC_URL?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem"
+        export PGSSLMODE=verify-full PGSSLROOTCERT="$TLS_DIR/ca.pem"
+        # values-production.yaml: exactly-once sinks, checkpoints every 30 s. The saga steps'
+        # sinks stay at-least-once, as in the chart (values.yaml flink.jobs): their consumers
+        # are idempotent per key, and a transaction would hold each step's output back until
+        # the next checkpoint (docs/benchmarks.md, saga latency per profile).
+        export KAFKA_SINK_DELIVERY_GUARANTEE=exactly-once FLINK_CHECKPOINT_INTERVAL_MS=30000
+        export CREDIT_CHECK_PROCESSOR__KAFKA_SINK_DELIVERY_GUARANTEE=at-least-once
+        export MOVE_SAGA_PROCESSOR__KAFKA_SINK_DELIVERY_GUARANTEE=at-least-once
+    fi
     # the connector jars are on the cluster's classpath (write_config): none to ship per job
     export FLINK_CONNECTOR_JARS_DIR=""
     export FLINK_LIB_DIR="$LIB_DIR"

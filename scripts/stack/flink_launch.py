@@ -19,7 +19,8 @@ import os
 import sys
 import time
 import traceback
-from typing import Callable, Mapping
+from contextlib import contextmanager
+from typing import Callable, Iterator, Mapping
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if REPO_DIR not in sys.path:
@@ -77,6 +78,30 @@ def restore_config(savepoint: str) -> dict[str, str]:
     }
 
 
+def job_overrides(name: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings one job gets on top of the shared environment, as a FlinkDeployment of the
+    chart gets its own env: variables named <JOB>__<SETTING>, JOB being the job's name in upper
+    case with '-' as '_' (CREDIT_CHECK_PROCESSOR__KAFKA_SINK_DELIVERY_GUARANTEE=at-least-once)."""
+    prefix = name.upper().replace("-", "_") + "__"
+    return {k.removeprefix(prefix): v for k, v in environ.items() if k.startswith(prefix)}
+
+
+@contextmanager
+def overlaid(settings: Mapping[str, str]) -> Iterator[None]:
+    """os.environ with `settings` set while the block runs (the jobs read their settings from
+    the environment as they are planned), restored afterwards."""
+    saved = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def main(arguments: list[str]) -> int:
     try:
         requests = parse(arguments)
@@ -88,7 +113,8 @@ def main(arguments: list[str]) -> int:
         print(f"planning {name}" + (f" from {savepoint}" if savepoint else ""), flush=True)
         started = time.monotonic()
         try:
-            status = JOBS[name](restore_config(savepoint))
+            with overlaid(job_overrides(name, os.environ)):
+                status = JOBS[name](restore_config(savepoint))
         except Exception:  # one job's failure must not keep the others off the cluster
             traceback.print_exc()
             status = 1

@@ -10,6 +10,15 @@
 # CONTROLLER_PORT defaults to PORT + 1. The classpath is .local/jars/kafka (scripts/stack/install.sh
 # fills it from scripts/stack/pom.xml); KAFKA_JARS_DIR points elsewhere. KAFKA_HEAP_OPTS bounds the
 # JVM heap (default -Xms128m -Xmx512m). Needs Java 17 or newer (JAVA_HOME or java on PATH).
+#
+# KAFKA_SECURITY=sasl_ssl starts the node as the production profile runs it (scripts/stack/
+# profile.sh): the client listener is SASL_SSL only (SCRAM-SHA-256), the controller listener SSL
+# with client certificates, ACLs enforced by the StandardAuthorizer with no access for a principal
+# without a grant. It needs KAFKA_TLS_DIR (server-keystore.pem, ca.pem) and
+# KAFKA_SUPERUSER_PASSWORD: the superuser's SCRAM credential is written when the data directory is
+# formatted (the broker authenticates as it to itself); the other users and their ACLs are the
+# bootstrap's (scripts/stack/bootstrap.py). A data directory keeps the security it was formatted
+# with: give each mode its own.
 set -euo pipefail
 
 [[ $# -ge 2 ]] || {
@@ -42,15 +51,59 @@ compgen -G "$jars_dir/kafka_2.13-*.jar" >/dev/null || {
 # the initial rebalance delay is 0 so that a consumer group forms at once instead of after 3 s;
 # internal topics get fewer partitions than the defaults (50) so a fresh node is ready quickly.
 # Topics are never created implicitly: the bootstrap and the tests create what they use.
+security="${KAFKA_SECURITY:-plaintext}"
+case "$security" in
+plaintext)
+    listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port"
+    advertised="PLAINTEXT://127.0.0.1:$port"
+    security_properties="inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    format_scram=()
+    ;;
+sasl_ssl)
+    tls_dir="${KAFKA_TLS_DIR:?KAFKA_SECURITY=sasl_ssl needs KAFKA_TLS_DIR}"
+    super_password="${KAFKA_SUPERUSER_PASSWORD:?KAFKA_SECURITY=sasl_ssl needs KAFKA_SUPERUSER_PASSWORD}"
+    for file in server-keystore.pem ca.pem; do
+        [[ -s "$tls_dir/$file" ]] || {
+            echo "kafka-node: $tls_dir/$file is missing" >&2
+            exit 1
+        }
+    done
+    listeners="SASL_SSL://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port"
+    advertised="SASL_SSL://127.0.0.1:$port"
+    # The broker's own connections (transaction markers, the controller) authenticate as
+    # superuser over SASL_SSL and with its certificate (principal CN=127.0.0.1) over SSL.
+    security_properties="inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL
+sasl.enabled.mechanisms=SCRAM-SHA-256
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-256
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"superuser\" password=\"$super_password\";
+listener.name.controller.ssl.client.auth=required
+ssl.keystore.type=PEM
+ssl.keystore.location=$tls_dir/server-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls_dir/ca.pem
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:superuser;User:CN=127.0.0.1"
+    format_scram=(--add-scram "SCRAM-SHA-256=[name=superuser,password=$super_password]")
+    ;;
+*)
+    echo "kafka-node: KAFKA_SECURITY must be plaintext or sasl_ssl, not $security" >&2
+    exit 2
+    ;;
+esac
+
+# The file holds the superuser's password in the production mode: owner only.
+umask 077
 cat >"$data_dir/server.properties" <<PROPERTIES
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+$security_properties
 log.dirs=$data_dir/logs
 auto.create.topics.enable=false
 num.partitions=1
@@ -77,7 +130,7 @@ if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
     done
     "$java" -cp "$classpath" -Dlog4j2.configurationFile="$here/kafka-log4j2.properties" \
         kafka.tools.StorageTool format --cluster-id "$cluster_id" \
-        --config "$data_dir/server.properties" --ignore-formatted
+        --config "$data_dir/server.properties" --ignore-formatted "${format_scram[@]}"
 fi
 
 # exec: the caller's pid is the broker's, so stopping it (SIGTERM) shuts the broker down cleanly.

@@ -51,6 +51,10 @@ export STACK_HOST KAFKA_PORT KAFKA_CONTROLLER_PORT REGISTRY_PORT OBJECTSTORE_POR
 mkdir -p "$LOG_DIR" "$RUN_DIR" "$DATA_DIR"
 cd "$REPO_ROOT"
 
+# The profile (development or production, from PROFILE) and its secrets and certificates.
+# shellcheck source=scripts/stack/profile.sh
+source "$REPO_ROOT/scripts/stack/profile.sh"
+
 # log MESSAGE... : timestamped line on stderr.
 log() {
     printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
@@ -105,6 +109,21 @@ show_log_tail() {
     fi
 }
 
+# redacted ARGS... : the words joined by spaces, with secrets (the value of a *PASSWORD=
+# assignment, the password of a URL) replaced by ***, for the logs.
+redacted() {
+    local word out=()
+    for word in "$@"; do
+        if [[ "$word" =~ ^([A-Za-z0-9_]*PASSWORD[A-Za-z0-9_]*=) ]]; then
+            word="${BASH_REMATCH[1]}***"
+        elif [[ "$word" =~ ^(.*://[^:/@]+:)[^@]*(@.*)$ ]]; then
+            word="${BASH_REMATCH[1]}***${BASH_REMATCH[2]}"
+        fi
+        out+=("$word")
+    done
+    printf '%s' "${out[*]}"
+}
+
 # start_bg NAME [--cwd DIR] -- COMMAND [ARGS...]
 # Starts COMMAND in the background in a new session, stdin from /dev/null, stdout and stderr
 # appended to .local/logs/NAME.log, pid in .local/run/NAME.pid. Extra environment can be given
@@ -129,7 +148,7 @@ start_bg() {
     pidfile="$(pid_file "$name")"
     logfile="$(log_file "$name")"
     rm -f "$pidfile"
-    printf '\n===== %s starting %s: %s\n' "$(date '+%F %T')" "$name" "$*" >>"$logfile"
+    printf '\n===== %s starting %s: %s\n' "$(date '+%F %T')" "$name" "$(redacted "$@")" >>"$logfile"
     # The inner shell records its own pid and then execs the command, so the pid file names
     # the real process, which also leads its own process group (for stop_bg).
     # shellcheck disable=SC2016 # expanded by the inner shell

@@ -108,6 +108,55 @@ max_replication_slots = 10
 # Tests run in parallel, each service and test with its own pool.
 max_connections = 300
 SETTINGS
+    if is_production; then
+        # the production profile: TLS with the stack's certificate (profile.sh ensure_tls),
+        # copied into the data directory because the server reads its key as its owner
+        install -m 600 -o "$(stat -c %U "$PG_DATA")" "$TLS_DIR/server.key" "$PG_DATA/server.key"
+        install -m 644 -o "$(stat -c %U "$PG_DATA")" "$TLS_DIR/server.pem" "$PG_DATA/server.crt"
+        as_owner tee -a "$PG_DATA/event-substrate.conf" >/dev/null <<SETTINGS
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+ssl_min_protocol_version = 'TLSv1.2'
+password_encryption = 'scram-sha-256'
+SETTINGS
+    fi
+}
+
+# write_hba : who may connect, and how; only loopback TCP and the local socket are listed.
+# Development: anyone, no password. Production: TCP over TLS only; the services' and Flink's
+# roles with their passwords (set-passwords), the stack's own tools (migrations, the pg_net
+# worker, local-supabase, the tests) as postgres.
+write_hba() {
+    if is_production; then
+        as_owner tee "$PG_DATA/pg_hba.conf" >/dev/null <<'HBA'
+# TYPE     DATABASE     USER      ADDRESS       METHOD
+local      all          all                     trust
+hostssl    all          postgres  127.0.0.1/32  trust
+hostssl    replication  postgres  127.0.0.1/32  trust
+hostssl    all          all       127.0.0.1/32  scram-sha-256
+hostnossl  all          all       0.0.0.0/0     reject
+HBA
+    else
+        as_owner tee "$PG_DATA/pg_hba.conf" >/dev/null <<'HBA'
+# TYPE  DATABASE     USER  ADDRESS        METHOD
+local   all          all                  trust
+host    all          all   127.0.0.1/32   trust
+host    replication  all   127.0.0.1/32   trust
+HBA
+    fi
+}
+
+# set_passwords : the production profile's roles log in with their passwords (.local/secrets),
+# through the script compose and a deployment use.
+set_passwords() {
+    DATABASE_URL="$POSTGRES_URL" \
+        API_GATEWAY_DB_PASSWORD="$(pg_password api_gateway)" \
+        MESSAGE_CONSUMER_DB_PASSWORD="$(pg_password message_consumer)" \
+        MEDIA_SERVICE_DB_PASSWORD="$(pg_password media_service)" \
+        FLINK_WRITER_DB_PASSWORD="$(pg_password flink_writer)" \
+        bash scripts/infra/postgres-roles.sh >/dev/null || die "could not set the roles' passwords"
+    log "postgres: login passwords set for ${PG_ROLES[*]} (files in $PG_PASSWORDS_DIR)"
 }
 
 init_cluster() {
@@ -118,13 +167,7 @@ init_cluster() {
         show_log_tail postgres
         die "initdb failed (log: $PG_LOG)"
     }
-    # Only loopback TCP and the local socket may connect, and nothing else is listed.
-    as_owner tee "$PG_DATA/pg_hba.conf" >/dev/null <<'HBA'
-# TYPE  DATABASE     USER  ADDRESS        METHOD
-local   all          all                  trust
-host    all          all   127.0.0.1/32   trust
-host    replication  all   127.0.0.1/32   trust
-HBA
+    write_hba
     printf "\ninclude_if_exists = 'event-substrate.conf'\n" | as_owner tee -a "$PG_DATA/postgresql.conf" >/dev/null
 }
 
@@ -146,7 +189,11 @@ start() {
     if server_pid >/dev/null; then
         ready || sleep 1
         ready || die "our PostgreSQL (pid $(server_pid)) runs but does not answer on $STACK_HOST:$POSTGRES_PORT (log: $PG_LOG)"
-        log "postgres already running (pid $(server_pid))"
+        # the profile may have changed: its TLS settings and pg_hba.conf take effect on a reload
+        write_settings
+        write_hba
+        as_owner "$bindir/pg_ctl" reload --pgdata="$PG_DATA" --silent
+        log "postgres already running (pid $(server_pid)), $STACK_PROFILE settings reloaded"
         return 0
     fi
     if ready; then
@@ -155,6 +202,7 @@ start() {
     prepare_data_dir
     [[ -f "$PG_DATA/PG_VERSION" ]] || init_cluster "$bindir"
     write_settings
+    write_hba
     log "starting postgres on $STACK_HOST:$POSTGRES_PORT ($bindir, data $PG_DATA)"
     as_owner "$bindir/pg_ctl" start --pgdata="$PG_DATA" --log="$PG_LOG" --wait --timeout=60 \
         --silent || {
@@ -186,8 +234,9 @@ status)
     fi
     ;;
 bindir) pg_bindir ;;
+set-passwords) set_passwords ;;
 *)
-    echo "usage: $0 start|stop|status|bindir" >&2
+    echo "usage: $0 start|stop|status|bindir|set-passwords" >&2
     exit 2
     ;;
 esac

@@ -34,7 +34,18 @@ elif [[ "$pg_state" == stopped ]] && port_open "$STACK_HOST" "$POSTGRES_PORT"; t
 fi
 line postgres "$pg_state" "$STACK_HOST:$POSTGRES_PORT" "${pg_pid:--}"
 component kafka "$KAFKA_PORT"
-component rivven-schema "$REGISTRY_PORT"
+if [[ "$(running_profile)" == production ]]; then
+    component registry-auth "$REGISTRY_PORT"
+else
+    component rivven-schema "$REGISTRY_PORT"
+fi
 component local-objectstore "$OBJECTSTORE_PORT"
 component local-supabase "$SUPABASE_PORT"
 component pgnet-worker ""
+
+profile="$(running_profile)"
+printf '\nprofile: %s\n' "${profile:-none recorded (stack not started by up.sh)}"
+if [[ "$profile" == production ]] && is_running kafka; then
+    # what the profile promises, shown: refused without TLS or credentials, let in with them
+    "$VENV_PYTHON" scripts/stack/security_check.py || true
+fi

@@ -19,6 +19,20 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_venv
 started_at=$SECONDS
 
+# One profile at a time: the broker's listeners and Postgres' authentication differ.
+running="$(running_profile)"
+if [[ -n "$running" && "$running" != "$STACK_PROFILE" ]]; then
+    for part in kafka rivven-schema registry-auth local-objectstore local-supabase pgnet-worker; do
+        is_running "$part" && die "the running stack is the $running profile; stop it first (./taskw down), then start the $STACK_PROFILE profile"
+    done
+fi
+record_profile
+log "profile: $STACK_PROFILE"
+if is_production; then
+    ensure_tls
+    ensure_secrets
+fi
+
 # start_service NAME PORT [start_bg options] -- COMMAND...
 # Starts NAME unless it is already running; refuses if another process holds PORT.
 start_service() {
@@ -41,9 +55,18 @@ start_service() {
 
 # --- Apache Kafka (broker) ----------------------------------------------------------------
 # Started before the slower steps below so the JVM warms up while they run.
-start_service kafka "$KAFKA_PORT" -- \
-    env KAFKA_JARS_DIR="$JARS_DIR/kafka" \
-    scripts/stack/kafka-node.sh "$DATA_DIR/kafka" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+# The production profile's broker keeps its own data directory: a node keeps the security it
+# was formatted with (its superuser's SCRAM credential).
+if is_production; then
+    start_service kafka "$KAFKA_PORT" -- \
+        env KAFKA_JARS_DIR="$JARS_DIR/kafka" KAFKA_SECURITY=sasl_ssl KAFKA_TLS_DIR="$TLS_DIR" \
+        KAFKA_SUPERUSER_PASSWORD="$(kafka_password superuser)" \
+        scripts/stack/kafka-node.sh "$DATA_DIR/kafka-production" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+else
+    start_service kafka "$KAFKA_PORT" -- \
+        env KAFKA_JARS_DIR="$JARS_DIR/kafka" \
+        scripts/stack/kafka-node.sh "$DATA_DIR/kafka" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+fi
 
 # --- PostgreSQL ---------------------------------------------------------------------------
 bash scripts/stack/postgres.sh start
@@ -60,10 +83,23 @@ psql -X -q -v ON_ERROR_STOP=1 "$POSTGRES_URL" -c "
      where not exists (select 1 from vault.decrypted_secrets where name = 'gateway_url')" >/dev/null \
     || die "could not store the local gateway_url in the vault"
 
-# --- rivven-schema (schema registry) ------------------------------------------------------
-command -v rivven-schema >/dev/null || die "rivven-schema is not installed; run ./taskw setup"
-start_service rivven-schema "$REGISTRY_PORT" -- \
-    env NO_COLOR=1 rivven-schema serve --host "$STACK_HOST" --port "$REGISTRY_PORT"
+if is_production; then
+    # the services' least-privilege roles log in with their passwords (over TLS only)
+    bash scripts/stack/postgres.sh set-passwords
+fi
+
+# --- the schema registry: rivven-schema; with basic auth in the production profile ----------
+if is_production; then
+    [[ -x "$REGISTRY_AUTH_BIN" ]] || die "$REGISTRY_AUTH_BIN is not installed; run ./taskw setup"
+    start_service registry-auth "$REGISTRY_PORT" -- \
+        env NO_COLOR=1 "$REGISTRY_AUTH_BIN" --host "$STACK_HOST" --port "$REGISTRY_PORT" \
+        --users-file "$REGISTRY_USERS_FILE"
+else
+    command -v rivven-schema >/dev/null || die "rivven-schema is not installed; run ./taskw setup"
+    start_service rivven-schema "$REGISTRY_PORT" -- \
+        env NO_COLOR=1 rivven-schema serve --host "$STACK_HOST" --port "$REGISTRY_PORT"
+fi
+registry_name="$(is_production && echo registry-auth || echo rivven-schema)"
 
 # --- the dev-only Rust parts: built together (one cargo run) -----------------------------------
 objectstore_bin="$TARGET_DIR/debug/local-objectstore"
@@ -101,7 +137,7 @@ start_service pgnet-worker "" -- \
 
 # --- wait, then bootstrap -----------------------------------------------------------------
 wait_for_port "$STACK_HOST" "$KAFKA_PORT" 90 kafka
-wait_for_port "$STACK_HOST" "$REGISTRY_PORT" 60 rivven-schema
+wait_for_port "$STACK_HOST" "$REGISTRY_PORT" 60 "$registry_name"
 wait_for_port "$STACK_HOST" "$OBJECTSTORE_PORT" 60 local-objectstore
 wait_for_port "$STACK_HOST" "$SUPABASE_PORT" 60 local-supabase
 sleep 0.2
@@ -111,7 +147,14 @@ is_running pgnet-worker || {
 }
 
 log "bootstrapping topics and schemas"
+bootstrap_security=()
+if is_production; then
+    bootstrap_security=(--sasl-ssl --ca-file "$TLS_DIR/ca.pem" --users-dir "$KAFKA_USERS_DIR"
+        --acls-file "$KAFKA_ACLS_FILE" --registry-user schema-admin
+        --registry-password-file <(registry_password schema-admin))
+fi
 "$VENV_PYTHON" scripts/stack/bootstrap.py \
-    --brokers "$STACK_HOST:$KAFKA_PORT" --registry "http://$STACK_HOST:$REGISTRY_PORT"
+    --brokers "$STACK_HOST:$KAFKA_PORT" --registry "http://$STACK_HOST:$REGISTRY_PORT" \
+    "${bootstrap_security[@]}"
 
 log "stack is up in $((SECONDS - started_at)) s; logs: $LOG_DIR/*.log (./taskw stack:logs), status: ./taskw stack:status"
