@@ -336,6 +336,27 @@ def test_sasl_errors():
         r.sasl_options({"KAFKA_SASL_MECHANISM": "GSSAPI", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"})
 
 
+def test_registry_credentials_reach_every_source_and_sink():
+    # a registry with basic auth answers 401 to the format's lookups and registrations without them
+    env = {"SCHEMA_REGISTRY_USERNAME": "flink-processor", "SCHEMA_REGISTRY_PASSWORD": "s3cret:x"}
+    for opts in (options(r.kafka_source_options("t", "g", env)), options(r.kafka_sink_options("t", "s", env))):
+        assert opts["value.avro-confluent.basic-auth.credentials-source"] == "USER_INFO"
+        assert opts["value.avro-confluent.basic-auth.user-info"] == "flink-processor:s3cret:x"
+    assert all("basic-auth" not in k for k in options(r.kafka_source_options("t", "g", {})))
+    with pytest.raises(r.ConfigError, match="together"):
+        r.registry_options({"SCHEMA_REGISTRY_USERNAME": "flink-processor"})
+
+
+def test_tls_trust_store_from_a_pem_ca_file():
+    env = {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SSL_CA_FILE": "/etc/ca.pem", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+           "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}
+    for opts in (options(r.kafka_source_options("t", "g", env)), options(r.kafka_sink_options("t", "s", env))):
+        assert opts["properties.security.protocol"] == "SASL_SSL"
+        assert opts["properties.ssl.truststore.type"] == "PEM"
+        assert opts["properties.ssl.truststore.location"] == "/etc/ca.pem"
+    assert r.tls_options({}) == []
+
+
 def test_ddl_carries_sasl_but_the_sql_files_never_do():
     env = {"KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}
     ddl = r.builtin_ddl(env)
