@@ -10,6 +10,14 @@ listens on a free port. So runs go in parallel with each other and with `./taskw
 
 Binaries come from $CARGO_TARGET_DIR/debug (default target/debug), as the Rust test run leaves
 them. Logs go to the run's directory, one file per process; a failing wait names it.
+
+Under the stack's production profile (kafka_stack.PROFILE) every part connects as it is deployed:
+Kafka over SASL_SSL (as the namespace's kafka_user: the superuser for namespaced names, else the
+part's own user), the registry with the part's own credentials (the services are readers, Flink
+is flink-processor, unless namespaced subjects are beyond its role: KafkaNamespace.registry_user),
+Postgres over verified TLS as the part's own role (api_gateway,
+media_service, message_consumer, flink_writer) with the stack's passwords; the Flink sinks are
+exactly-once except the saga steps' (kafka_stack.processor_security_env).
 """
 
 from __future__ import annotations
@@ -29,7 +37,6 @@ from typing import Any, Callable, Iterable
 
 import psycopg
 import requests
-from psycopg.conninfo import conninfo_to_dict
 
 from flink_jobs import sql_runner
 from flink_jobs.tests.sqlfiles import FLINK_JOBS as SQL_DIR
@@ -108,6 +115,12 @@ class PyJob:
     def name(self) -> str:
         return self.module.__name__.rsplit(".", 1)[-1]
 
+    @property
+    def job_name(self) -> str:
+        """The job's name on the session cluster (scripts/stack/flink_launch.py), which its
+        <JOB>__<SETTING> overrides are named after: credit-check-processor, ..."""
+        return self.name.replace("_", "-")
+
     def topics(self) -> set[str]:
         if self.module is echo:
             return {echo.SOURCE[1], echo.SINK[1]}
@@ -128,11 +141,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def database_url(conninfo: str) -> str:
-    """The URL form of a libpq connection string (what the Rust services take)."""
-    parts = conninfo_to_dict(conninfo)
-    auth = parts.get("user", "postgres") + (f":{parts['password']}" if parts.get("password") else "")
-    return f"postgres://{auth}@{parts.get('host', '127.0.0.1')}:{parts.get('port', 5432)}/{parts['dbname']}"
+def database_url(conninfo: str, role: str | None = None) -> str:
+    """The URL form of a libpq connection string (what the Rust services take); in the
+    production profile as `role` over verified TLS (kafka_stack.postgres_url)."""
+    return ks.postgres_url(conninfo, role)
 
 
 def require_binaries(*names: str) -> None:
@@ -204,13 +216,13 @@ class Fleet:
     def log(self, name: str) -> Path:
         return self.tmp / f"{name}.log"
 
-    def _service_env(self) -> dict[str, str]:
+    def _service_env(self, service: str) -> dict[str, str]:
         return {
             "APP__HTTP__HOST": "127.0.0.1",
             "APP__KAFKA__BROKERS": ks.BROKERS,
             "APP__REGISTRY__URL": ks.REGISTRY_URL,
-            "APP__POSTGRES__URL": database_url(self.db),
             "APP__TELEMETRY__LOG_FORMAT": "json",
+            **ks.service_security_env(service, self.db, self.ns.kafka_user(service)),
         }
 
     def _s3_env(self) -> dict[str, str]:
@@ -257,7 +269,7 @@ class Fleet:
             "media": self.media,
         })
         self._spawn("media-service", [TARGET / "media-service"], {
-            **self._service_env(), **self._s3_env(), "APP_CONFIG_DIR": str(media_dir),
+            **self._service_env("media-service"), **self._s3_env(), "APP_CONFIG_DIR": str(media_dir),
             "APP__HTTP__PORT": str(self.media_port), "APP__WEBHOOK__TOKEN": self.webhook_token,
         })
         consumer_dir = self._config_dir("message-consumer", {"consumer": {
@@ -265,7 +277,7 @@ class Fleet:
             "dead_letter_topic": t(MESSAGE_DEAD_LETTER),
         }})
         self._spawn("message-consumer", [TARGET / "message-consumer"], {
-            **self._service_env(), "APP_CONFIG_DIR": str(consumer_dir),
+            **self._service_env("message-consumer"), "APP_CONFIG_DIR": str(consumer_dir),
             "APP__HTTP__PORT": str(self.consumer_port),
         })
         self.wait_healthy("media-service", self.media_port)
@@ -286,7 +298,7 @@ class Fleet:
                         "topics": {field: t(base) for field, base in GATEWAY_TOPICS.items()}},
         })
         self._spawn("api-gateway", [TARGET / "api-gateway"], {
-            **self._service_env(), **self._s3_env(), "APP_CONFIG_DIR": str(gateway_dir),
+            **self._service_env("api-gateway"), **self._s3_env(), "APP_CONFIG_DIR": str(gateway_dir),
             "APP__HTTP__PORT": str(self.gateway_port),
             "APP__AUTH__JWT_SECRET": self.jwt_secret,
             "APP__AUTH__WEBHOOK_SECRET": self.webhook_secret,
@@ -336,10 +348,12 @@ class Fleet:
             self.submitted["sql"] = time.monotonic() - started
         for job in self.py_jobs:
             started = time.monotonic()
+            # the job's own overrides (in production: the saga steps' at-least-once sinks)
+            job_env = ks.job_environ(job.job_name, environ)
             _, t_env = common.create_environments(
-                f"fleet-{job.name}", environ=environ, extra_config=runtime.TEST_CONFIG)
-            common.execute_ddl(t_env, job.module.table_ddl(environ))
-            self.jobs.append(ks.running(job.build(t_env, environ)))
+                f"fleet-{job.name}", environ=job_env, extra_config=runtime.TEST_CONFIG)
+            common.execute_ddl(t_env, job.module.table_ddl(job_env))
+            self.jobs.append(ks.running(job.build(t_env, job_env)))
             self.submitted[job.name] = time.monotonic() - started
 
     # ---------------------------------------------------------------- waiting

@@ -163,7 +163,7 @@ def test_the_rust_fleet_takes_over_from_the_go_fleet_without_replays_or_lost_rec
     for group, offsets in ((fleet.media_group, [(MEDIA_TOPICS["upload_approved"], 1),
                                                 (MEDIA_TOPICS["delete_intent"], 0)]),
                            (fleet.message_group, [(MESSAGES, 1)])):
-        committer = Consumer({"bootstrap.servers": ks.BROKERS, "group.id": group})
+        committer = Consumer(ks.kafka_config({"group.id": group}))
         committer.commit(offsets=[TopicPartition(ns.topic(t), 0, o) for t, o in offsets],
                          asynchronous=False)
         committer.close()

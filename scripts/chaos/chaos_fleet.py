@@ -3,9 +3,10 @@ their object store, the run's topics and settings), with restartable processes, 
 processors in two Python processes of their own (scripts/chaos/flink_job.py) instead of the
 driver's, so that one of them can be SIGKILLed and started again.
 
-Import this module only after the environment names the private broker and registry
-(LOCAL_KAFKA_BROKERS, LOCAL_SCHEMA_REGISTRY_URL): pyflink_jobs/tests/kafka_stack.py reads them
-at import time, and Fleet takes its addresses from there.
+Import this module only after the environment names the private broker, registry and profile
+(PrivateStack.addresses(): LOCAL_KAFKA_BROKERS, LOCAL_SCHEMA_REGISTRY_URL, STACK_PROFILE):
+pyflink_jobs/tests/kafka_stack.py reads them at import time, and Fleet takes its addresses and
+security settings from there.
 """
 
 from __future__ import annotations

@@ -1,13 +1,20 @@
 """`./taskw chaos`: the platform under a steady load while its parts are SIGKILLed and restarted,
 then an audit of every effect (docs/reliability.md, "Chaos").
 
-    python -m scripts.chaos [--duration SECONDS] [--no-record] [--label LABEL] [--keep]
+    python -m scripts.chaos [--duration SECONDS] [--profile production|development] [--no-record]
+                            [--label LABEL] [--keep]
 
 1. Starts a private copy of everything on free loopback ports (the shared stack is never
    touched): a Kafka node, a PostgreSQL cluster with the Supabase schema, a schema registry,
    local-objectstore, the three Rust services (the debug binaries of $CARGO_TARGET_DIR/debug,
    default target/debug) and the processors in two processes of their own (the SQL job alone
-   in one, so it can be killed; scripts/chaos/flink_job.py).
+   in one, so it can be killed; scripts/chaos/flink_job.py). In the profile of --profile
+   (scripts/stack/profile.sh; default production, as deployed: SASL_SSL with every part as its
+   own Kafka user under exactly the grants of scripts/infra/kafka-acls.txt, registry auth,
+   Postgres over TLS as the services' roles, exactly-once Flink sinks except the saga steps').
+   The run has the broker to itself, so its topics, groups and transactional ids carry the
+   deployed names (a Kafka namespace without suffix), which is what lets every part use its
+   own user and grants.
 2. Starts the load (scripts/chaos/load.py) and waits until messages and uploads have effects.
 3. For `--duration` seconds, and at least until every target was killed once: SIGKILLs the next
    target of TARGETS, restarts it `--down` seconds later and measures how long after the
@@ -51,7 +58,7 @@ from scripts.chaos.model import (
     Snapshot,
 )
 from scripts.chaos.procs import install_cleanup, stop_all
-from scripts.chaos.stack import PrivateStack
+from scripts.chaos.stack import PROFILES, PrivateStack
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "debug"
@@ -80,6 +87,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="./taskw chaos --", description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=120.0,
                         help="seconds of load with faults (default 120); the run goes on until every target was killed once")
+    parser.add_argument("--profile", choices=PROFILES, default="production",
+                        help="the platform's settings (scripts/stack/profile.sh): production (default; TLS, SASL, "
+                             "ACLs, registry auth, the services' Postgres roles, exactly-once sinks) or development")
     parser.add_argument("--down", type=float, default=3.0, help="seconds a killed part stays down (default 3)")
     parser.add_argument("--gap", type=float, default=5.0, help="seconds between a recovery and the next kill (default 5)")
     parser.add_argument("--label", help="row label in docs/reliability.md (default: '<N>-minute run')")
@@ -133,8 +143,8 @@ def dead_letters(fleet, bases: list[str]) -> list[DeadLetter]:
     found = []
     for base in bases:
         topic = fleet.ns.topic(base)
-        consumer = Consumer({"bootstrap.servers": ks.BROKERS, "group.id": f"chaos-audit-{uuid.uuid4().hex[:8]}",
-                             "enable.auto.commit": False, "isolation.level": "read_committed"})
+        consumer = Consumer(ks.kafka_config({"group.id": f"chaos-audit-{uuid.uuid4().hex[:8]}",
+                                             "enable.auto.commit": False, "isolation.level": "read_committed"}))
         try:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=15)
             if high <= low:
@@ -231,14 +241,14 @@ class Run:
     def start_platform(self, workdir: Path) -> None:
         self.workdir = workdir
         self.say(f"run directory {workdir} (logs: {workdir}/logs, {workdir}/fleet)")
-        self.stack = PrivateStack(workdir)
+        self.stack = PrivateStack(workdir, self.args.profile)
+        # pyflink_jobs/tests/kafka_stack.py (and so the Fleet and the stack's own clients) take
+        # the broker, registry and profile from here when they are imported, which is why
+        # they are imported only now; the processes the run starts inherit them
+        os.environ.update(self.stack.addresses())
         self.stack.start()
-        self.say(f"private stack up: Kafka {self.stack.brokers}, registry {self.stack.registry_url}, "
-                 f"{self.stack.database_url}")
-        # pyflink_jobs/tests/kafka_stack.py (and so the Fleet) take the broker and registry
-        # from here when they are imported, which is why they are imported only now
-        os.environ["LOCAL_KAFKA_BROKERS"] = self.stack.brokers
-        os.environ["LOCAL_SCHEMA_REGISTRY_URL"] = self.stack.registry_url
+        self.say(f"private stack up ({self.args.profile} profile): Kafka {self.stack.brokers}, "
+                 f"registry {self.stack.registry_url}, {self.stack.database_url}")
         sys.path.insert(0, str(REPO / "tests" / "e2e"))
         import e2elib  # the e2e suites' HS256 tokens and JWT secret
 
@@ -246,7 +256,9 @@ class Run:
         from scripts.chaos.chaos_fleet import SQL_JOB, ChaosFleet
 
         self.e2elib, self.sql_job = e2elib, SQL_JOB
-        ns = ks.KafkaNamespace()
+        # the broker is the run's own: the deployed names, so each part connects as its own
+        # user under the deployed grants (KafkaNamespace.kafka_user)
+        ns = ks.KafkaNamespace(suffix="")
         self.fleet = ChaosFleet(ns, self.stack.database_url, workdir / "fleet", jwt_secret=e2elib.SECRET,
                                 media={"upload_url_expiry_secs": UPLOAD_URL_SECONDS})
         self.fleet.tmp.mkdir()
@@ -346,6 +358,8 @@ class Run:
         passed = result.ok() and not slow and not self.exits
         label = args.label or (f"{args.duration / 60:g}-minute run" if args.duration >= 60
                                else f"{args.duration:g}-second run")
+        if not args.label and args.profile != "production":
+            label += f", {args.profile} profile"
         counts = load.counts()
         summary = report.summary_row(label, dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
                                      self.load_seconds, counts, self.faults, result, passed)

@@ -34,6 +34,7 @@ if str(REPO) not in sys.path:
 from flink_jobs import sql_runner  # noqa: E402
 from flink_jobs.tests.fleet import ALL_SQL_FILES, CREDIT_CHECK, MOVE_SAGA, SQL_DIR, TTL_EXPIRY  # noqa: E402
 from pyflink_jobs import common  # noqa: E402
+from pyflink_jobs.tests import kafka_stack as ks  # noqa: E402
 
 PY_JOBS = (CREDIT_CHECK, TTL_EXPIRY, MOVE_SAGA)
 ENDED = ("FAILED", "CANCELED", "FINISHED")
@@ -93,6 +94,8 @@ def submit_sql(environ: dict[str, str], checkpoints: Path):
         partial = compiled.with_suffix(".partial")
         partial.unlink(missing_ok=True)
         statement_set._j_statement_set.compilePlan().writeToFile(str(partial))
+        # the plan holds the connectors' options, credentials included in production
+        os.chmod(partial, 0o600)
         os.replace(partial, compiled)
         print(f"flink_job: SQL planned and compiled after {time.monotonic() - started:.1f} s", flush=True)
     reference = get_gateway().jvm.org.apache.flink.table.api.PlanReference.fromFile(str(compiled))
@@ -106,9 +109,11 @@ def submit_pyflink(environ: dict[str, str], checkpoints: Path):
         # not the tests' one-record bundles, which keep a worker busy polling
         extra = {"python.executable": sys.executable, "python.client.executable": sys.executable,
                  **checkpoint_config(checkpoints / job.name)}
-        _, t_env = common.create_environments(job.name, environ=environ, extra_config=extra)
-        common.execute_ddl(t_env, job.module.table_ddl(environ))
-        results.append(job.build(t_env, environ).execute())
+        # the job's own overrides (production: the saga steps' at-least-once sinks)
+        job_env = ks.job_environ(job.job_name, environ)
+        _, t_env = common.create_environments(job.name, environ=job_env, extra_config=extra)
+        common.execute_ddl(t_env, job.module.table_ddl(job_env))
+        results.append(job.build(t_env, job_env).execute())
     return results
 
 

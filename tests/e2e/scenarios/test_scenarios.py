@@ -30,7 +30,10 @@ notification or ledger row exists twice and nothing was dead-lettered by a servi
 
 Runs under the processors' runner (.venv-flink, PyFlink): `./taskw test:e2e` or
 `bash scripts/processors/test.sh tests/e2e/scenarios`. Needs the local stack and the debug
-binaries of the Rust test run ($CARGO_TARGET_DIR/debug, default target/debug).
+binaries of the Rust test run ($CARGO_TARGET_DIR/debug, default target/debug). On the stack's
+production profile (.local/run/profile, or STACK_PROFILE) the fleet connects as deployed: SASL_SSL,
+registry credentials, the services' Postgres roles over verified TLS, exactly-once sinks
+(flink_jobs/tests/fleet.py); the harness's own clients use kafka_stack's settings.
 """
 
 from __future__ import annotations
@@ -539,7 +542,7 @@ def test_saga_timer_health(platform) -> None:
 
 
 def committed_offset(group: str, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": ks.BROKERS, "group.id": group})
+    consumer = Consumer(ks.kafka_config({"group.id": group}))
     try:
         [partition] = consumer.committed([TopicPartition(topic, 0)], timeout=10)
         return partition.offset
@@ -549,7 +552,7 @@ def committed_offset(group: str, topic: str) -> int:
 
 def high_watermark(topic: str) -> int:
     """The offset the next record of the topic's only partition gets."""
-    consumer = Consumer({"bootstrap.servers": ks.BROKERS, "group.id": f"watermarks-{uuid.uuid4().hex[:6]}"})
+    consumer = Consumer(ks.kafka_config({"group.id": f"watermarks-{uuid.uuid4().hex[:6]}"}))
     try:
         return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
     finally:
@@ -560,7 +563,7 @@ def assigned(group: str, topic: str) -> bool:
     """Whether a member of the group holds the topic's partition (so a record produced now is
     read by it, even with start_at latest)."""
     # the client must outlive the future: a collected AdminClient never completes it
-    admin = AdminClient({"bootstrap.servers": ks.BROKERS})
+    admin = AdminClient(ks.kafka_config())
     [future] = admin.describe_consumer_groups([group], request_timeout=10).values()
     description = future.result(timeout=15)
     return any(tp.topic == topic for member in description.members
@@ -572,10 +575,11 @@ def test_delete_retry_health(platform) -> None:
     committed by the media-service's delete-retry group; nothing is dead-lettered."""
     retry_topic = platform.ns.topic(MEDIA_TOPICS["delete_retry"])
     dead_topic = platform.ns.topic(MEDIA_TOPICS["delete_dead_letter"])
-    listed = AdminClient({"bootstrap.servers": ks.BROKERS}).list_topics(timeout=10).topics
+    listed = AdminClient(ks.kafka_config()).list_topics(timeout=10).topics
     assert retry_topic in listed and dead_topic in listed
     for topic in (retry_topic, dead_topic):
-        latest = requests.get(f"{ks.REGISTRY_URL}/subjects/{topic}-value/versions/latest", timeout=10)
+        latest = requests.get(f"{ks.REGISTRY_URL}/subjects/{topic}-value/versions/latest",
+                              auth=ks.registry_auth(), timeout=10)
         assert latest.status_code == 200 and latest.json()["schema"], latest.text
 
     # an object the first removal missed: written into the store's directory, so no webhook
