@@ -12,9 +12,15 @@
 //! see again (a margin covers clock skew between producers) and remembers what was announced:
 //! the request ids of `upload.signed`, the files of `delete.events`. The handlers skip those
 //! effects. The sets hold only the replay window's outcomes, usually seconds of traffic.
+//!
+//! The read is bounded: it stops at the end of what the topics hold when it starts (it never
+//! waits for a record, so commit markers of transactional producers cannot stall it), takes at
+//! most `media.replay_timeout_ms` and keeps at most `media.replay_max_records` outcome records.
+//! When it fails or hits a bound, the consume loop starts without the sets (startup.rs logs and
+//! counts it): the records it receives again may then be answered a second time.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use substrate::BoxError;
@@ -22,10 +28,7 @@ use substrate::avro::AvroCodec;
 use substrate::kafka::replay::{read_since, replay_window_start};
 use substrate::kafka::{ConsumeSettings, InboundMessage, KafkaSettings};
 
-use crate::configuration::Topics;
-
-/// How long the start-up reads may take before the attempt counts as failed (and is retried).
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::configuration::{MediaSettings, Topics};
 
 /// What the outcome topics already say about the replay window.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -67,15 +70,20 @@ impl Announced {
         self.len() == 0
     }
 
-    /// Reads the outcomes of the replay window of `consumer` (the saga group). `margin` is
-    /// subtracted from the window's first producer timestamp.
+    /// Reads the outcomes of the replay window of `consumer` (the saga group), within the
+    /// bounds of `media`: `replay_margin_secs` is subtracted from the window's first producer
+    /// timestamp, the reads share `replay_timeout_ms` and `replay_max_records`. An error when a
+    /// bound was hit or a read failed (the caller starts without the sets).
     pub async fn recover(
         kafka: &KafkaSettings,
         consumer: &ConsumeSettings,
         topics: &Topics,
         codec: &AvroCodec,
-        margin: Duration,
+        media: &MediaSettings,
     ) -> Result<Self, BoxError> {
+        let margin = Duration::from_secs(media.replay_margin_secs);
+        let deadline = Instant::now() + Duration::from_millis(media.replay_timeout_ms);
+        let left = || deadline.saturating_duration_since(Instant::now());
         let watched: Vec<String> = [&topics.upload_approved, &topics.delete_intent]
             .into_iter()
             .filter(|topic| consumer.topics.contains(topic))
@@ -86,8 +94,9 @@ impl Announced {
         }
         let (kafka_for_start, group, start_at) =
             (kafka.clone(), consumer.group_id.clone(), consumer.start_at);
+        let timeout = left();
         let start = tokio::task::spawn_blocking(move || {
-            replay_window_start(&kafka_for_start, &group, &watched, start_at, READ_TIMEOUT)
+            replay_window_start(&kafka_for_start, &group, &watched, start_at, timeout)
         })
         .await??;
         let mut announced = Self::default();
@@ -95,11 +104,15 @@ impl Announced {
             return Ok(announced);
         };
         let since = start.saturating_sub(i64::try_from(margin.as_millis()).unwrap_or(i64::MAX));
+        // The record bound is shared by both outcome topics.
+        let mut budget = media.replay_max_records;
         for topic in [&topics.upload_signed, &topics.delete_events] {
-            let (kafka, name) = (kafka.clone(), topic.clone());
-            let records =
-                tokio::task::spawn_blocking(move || read_since(&kafka, &name, since, READ_TIMEOUT))
-                    .await??;
+            let (kafka, name, timeout) = (kafka.clone(), topic.clone(), left());
+            let records = tokio::task::spawn_blocking(move || {
+                read_since(&kafka, &name, since, timeout, budget)
+            })
+            .await??;
+            budget -= records.len();
             for record in &records {
                 match decode(codec, record).await {
                     Ok(fields) if topic == &topics.upload_signed => {

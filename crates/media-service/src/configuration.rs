@@ -76,6 +76,15 @@ pub struct MediaSettings {
     /// saga group will receive again (covers clock skew between the producers of intents and
     /// outcomes; see `announced.rs`).
     pub replay_margin_secs: u64,
+    /// Longest time, in milliseconds, the start-up read of those outcomes may take per consume
+    /// loop. Past it the loop starts without them (a warning and
+    /// `kafka.consumer.replay.incomplete.total`), so a slow or failing read delays the loop's
+    /// start by at most this much.
+    pub replay_timeout_ms: u64,
+    /// Most outcome records the start-up read keeps (both outcome topics together; each is a
+    /// decoded record of a few hundred bytes while it is read). More means the window is not
+    /// "seconds of traffic" any more: the loop starts without them, as on a timeout.
+    pub replay_max_records: usize,
 }
 
 impl Default for MediaSettings {
@@ -87,6 +96,8 @@ impl Default for MediaSettings {
             delete_retry_base_delay_ms: 5_000,
             delete_retry_max_delay_ms: 300_000,
             replay_margin_secs: 300,
+            replay_timeout_ms: 30_000,
+            replay_max_records: 50_000,
         }
     }
 }

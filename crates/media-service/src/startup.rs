@@ -3,15 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
+
 use substrate::BoxError;
 use substrate::avro::AvroCodec;
 use substrate::health::{BucketCheck, KafkaCheck, PostgresCheck, Readiness};
 use substrate::http::{BoundServer, Edge};
+use substrate::kafka::replay::ReplayError;
 use substrate::kafka::{ConsumeSettings, EventPublisher, KafkaPublisher, PerMessage, run_consumer};
 use tokio_util::sync::CancellationToken;
 
 use crate::announced::Announced;
-use crate::configuration::{Config, Settings, Topics};
+use crate::configuration::{Config, MediaSettings, Settings, Topics};
 use crate::deps::Deps;
 use crate::handlers::MediaRouter;
 use crate::webhooks::WebhookState;
@@ -110,6 +114,13 @@ impl substrate::app::Service for Application {
         let deps = self.deps.clone();
         let dead_letters: Arc<dyn EventPublisher> = Arc::new(self.publisher.clone());
         let meter = opentelemetry::global::meter("media-service");
+        let replay_incomplete = meter
+            .u64_counter("kafka.consumer.replay.incomplete.total")
+            .with_description(
+                "Consume loops started without the outcomes of their replay window, by topic and \
+                 reason (timeout, too_many_records, error)",
+            )
+            .build();
         let server = async {
             let result = self.server.serve(stop_all.clone()).await;
             stop_all.cancel();
@@ -118,21 +129,28 @@ impl substrate::app::Service for Application {
         // Each loop's end (error or shutdown) stops the others too.
         let (kafka, service) = (&self.config.backbone.kafka, &self.config.service);
         let consume = |consumer: &'static str, settings: &ConsumeSettings| {
-            let (mut deps, codec, dead_letters, meter, stop_all) = (
+            let (mut deps, codec, dead_letters, meter, stop_all, replay_incomplete) = (
                 deps.clone(),
                 self.codec.clone(),
                 dead_letters.clone(),
                 meter.clone(),
                 stop_all.clone(),
+                replay_incomplete.clone(),
             );
             let settings = settings.clone();
-            let margin = Duration::from_secs(service.media.replay_margin_secs);
             async move {
                 // Before the first record: what was already published for the records this
                 // group receives again (announced.rs). Only the saga topics need it.
-                let Some(announced) =
-                    recover_announced(kafka, &settings, &deps.topics, &codec, margin, &stop_all)
-                        .await
+                let Some(announced) = recover_announced(
+                    kafka,
+                    &settings,
+                    &deps.topics,
+                    &codec,
+                    &service.media,
+                    &replay_incomplete,
+                    &stop_all,
+                )
+                .await
                 else {
                     return Ok(());
                 };
@@ -182,33 +200,50 @@ impl Application {
     }
 }
 
-/// [`Announced::recover`], retried with a growing delay while the broker or registry is not
-/// reachable (the consumer could not run then either); `None` once `shutdown` is cancelled.
+/// [`Announced::recover`], bounded by `media.replay_timeout_ms`; `None` once `shutdown` is
+/// cancelled. When the read fails or hits a bound, the loop starts without the outcomes (empty
+/// sets) rather than waiting: a warning names the reason and
+/// `kafka.consumer.replay.incomplete.total{topic,reason}` counts it. Records the group receives
+/// again may then be answered a second time.
 async fn recover_announced(
     kafka: &substrate::kafka::KafkaSettings,
     consumer: &ConsumeSettings,
     topics: &Topics,
     codec: &AvroCodec,
-    margin: Duration,
+    media: &MediaSettings,
+    incomplete: &Counter<u64>,
     shutdown: &CancellationToken,
 ) -> Option<Announced> {
-    let mut attempt = 0u32;
-    loop {
-        let recovered = tokio::select! {
-            () = shutdown.cancelled() => return None,
-            recovered = Announced::recover(kafka, consumer, topics, codec, margin) => recovered,
-        };
-        match recovered {
-            Ok(announced) => return Some(announced),
-            Err(error) => {
-                attempt += 1;
-                let delay = consumer.backoff(attempt);
-                tracing::warn!(%error, attempt, "reading the replay window's outcomes failed; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => return None,
-                    () = tokio::time::sleep(delay) => {}
-                }
+    let timeout = Duration::from_millis(media.replay_timeout_ms);
+    let recover = tokio::time::timeout(
+        timeout,
+        Announced::recover(kafka, consumer, topics, codec, media),
+    );
+    let (reason, error) = tokio::select! {
+        () = shutdown.cancelled() => return None,
+        recovered = recover => match recovered {
+            Ok(Ok(announced)) => return Some(announced),
+            Ok(Err(error)) => {
+                let reason = error
+                    .downcast_ref::<ReplayError>()
+                    .map_or("error", ReplayError::kind);
+                (reason, error.to_string())
             }
-        }
-    }
+            Err(_) => ("timeout", format!("not done after {} ms", timeout.as_millis())),
+        },
+    };
+    let topic = consumer.topics.join(",");
+    tracing::warn!(
+        error, reason, topic, group = %consumer.group_id,
+        "outcomes of the replay window not read; the consume loop starts without them, so \
+         records it receives again may be answered a second time"
+    );
+    incomplete.add(
+        1,
+        &[
+            KeyValue::new("topic", topic),
+            KeyValue::new("reason", reason),
+        ],
+    );
+    Some(Announced::default())
 }

@@ -61,7 +61,8 @@ pub struct Clients {
 impl Backbone {
     /// Checks the backbone's own cross-field rules.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.kafka.validate()
+        self.kafka.validate()?;
+        self.registry.validate()
     }
 
     /// Creates the backbone's clients.
@@ -270,6 +271,43 @@ mod tests {
         );
         assert_eq!(config.service.limits.burst, 40);
         assert_eq!(config.service.limits.per_minute, 7);
+    }
+
+    #[test]
+    fn registry_credentials_come_from_legacy_or_structured_names_and_go_together() {
+        let legacy = load(&[
+            ("SCHEMA_REGISTRY_USERNAME", "media-service"),
+            ("SCHEMA_REGISTRY_PASSWORD", "registry-secret"),
+        ])
+        .unwrap();
+        assert_eq!(legacy.backbone.registry.username, "media-service");
+        assert_eq!(
+            crate::config::secret_value(&legacy.backbone.registry.password),
+            Some("registry-secret")
+        );
+        assert!(!format!("{legacy:?}").contains("registry-secret"));
+        let structured = load(&[
+            ("APP__REGISTRY__USERNAME", "api-gateway"),
+            ("APP__REGISTRY__PASSWORD", "pw"),
+        ])
+        .unwrap();
+        assert_eq!(structured.backbone.registry.username, "api-gateway");
+        let half = load(&[("APP__REGISTRY__USERNAME", "api-gateway")]).unwrap_err();
+        assert!(half.to_string().contains("registry.password"), "{half}");
+    }
+
+    #[test]
+    fn kafka_tls_is_read_from_the_environment_and_a_missing_ca_file_stops_the_start() {
+        let config = load(&[("APP__KAFKA__TLS", "true")]).unwrap();
+        assert!(config.backbone.kafka.tls);
+        let missing = load(&[
+            ("APP__KAFKA__TLS", "true"),
+            ("APP__KAFKA__SSL_CA_FILE", "/nonexistent/ca.pem"),
+        ])
+        .unwrap_err();
+        assert!(missing.to_string().contains("ssl_ca_file"), "{missing}");
+        let typo = load(&[("APP__KAFKA__TLS", "maybe")]).unwrap_err();
+        assert!(typo.to_string().contains("tls"), "{typo}");
     }
 
     #[test]

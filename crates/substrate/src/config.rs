@@ -38,6 +38,8 @@ pub const COMMON_ALIASES: &[(&str, &str)] = &[
     ("KAFKA_SASL_USERNAME", "kafka.sasl_username"),
     ("KAFKA_SASL_PASSWORD", "kafka.sasl_password"),
     ("SCHEMA_REGISTRY_URL", "registry.url"),
+    ("SCHEMA_REGISTRY_USERNAME", "registry.username"),
+    ("SCHEMA_REGISTRY_PASSWORD", "registry.password"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlp_endpoint"),
     ("LOG_LEVEL", "telemetry.log_filter"),
 ];

@@ -206,6 +206,91 @@ impl TestStack {
             .unwrap_or_else(|e| panic!("commit {group} {topic}@{next}: {e}"));
     }
 
+    /// Produces each batch of `payloads` to partition 0 of `topic` in a committed transaction of
+    /// its own, as an exactly-once writer (Flink's Kafka sink) does: every commit leaves a
+    /// transaction marker in the partition right after the batch's records, at an offset no
+    /// consumer ever receives. Blocks until the last transaction is committed.
+    pub async fn produce_in_transactions(&self, topic: &str, batches: Vec<Vec<Vec<u8>>>) {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let (kafka, topic) = (self.kafka(), topic.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let timeout = Duration::from_secs(30);
+            let producer: BaseProducer = kafka
+                .producer_config()
+                .unwrap()
+                .set("transactional.id", unique("substrate-test-tx"))
+                .create()
+                .unwrap_or_else(|e| panic!("transactional producer: {e}"));
+            producer
+                .init_transactions(timeout)
+                .unwrap_or_else(|e| panic!("init transactions: {e}"));
+            for batch in batches {
+                producer.begin_transaction().unwrap();
+                for payload in batch {
+                    producer
+                        .send(
+                            BaseRecord::<(), [u8]>::to(&topic)
+                                .partition(0)
+                                .payload(&payload),
+                        )
+                        .unwrap_or_else(|(e, _)| panic!("send to {topic}: {e}"));
+                }
+                producer
+                    .commit_transaction(timeout)
+                    .unwrap_or_else(|e| panic!("commit transaction on {topic}: {e}"));
+            }
+        })
+        .await
+        .unwrap();
+    }
+
+    /// The committed offset of `group` on partition 0 of `topic` and the partition's high
+    /// watermark (`None` for a group without a committed offset).
+    pub fn committed_and_end(&self, group: &str, topic: &str) -> (Option<i64>, i64) {
+        let consumer: BaseConsumer = self
+            .kafka()
+            .consumer_config(group)
+            .unwrap()
+            .create()
+            .unwrap_or_else(|e| panic!("offset reader: {e}"));
+        let timeout = Duration::from_secs(10);
+        let mut partitions = rdkafka::TopicPartitionList::new();
+        partitions.add_partition(topic, 0);
+        let committed = consumer
+            .committed_offsets(partitions, timeout)
+            .unwrap_or_else(|e| panic!("committed offsets of {group}: {e}"));
+        let committed = committed
+            .elements()
+            .first()
+            .and_then(|element| match element.offset() {
+                rdkafka::Offset::Offset(offset) => Some(offset),
+                _ => None,
+            });
+        let (_, high) = consumer
+            .fetch_watermarks(topic, 0, timeout)
+            .unwrap_or_else(|e| panic!("watermarks of {topic}: {e}"));
+        (committed, high)
+    }
+
+    /// How many members `group` has right now (each consume loop of a service is one).
+    pub fn group_members(&self, group: &str) -> usize {
+        let client: BaseConsumer = self
+            .kafka()
+            .consumer_config(&unique("group-lister"))
+            .unwrap()
+            .create()
+            .unwrap_or_else(|e| panic!("group lister: {e}"));
+        let groups = client
+            .fetch_group_list(Some(group), Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("describe {group}: {e}"));
+        groups
+            .groups()
+            .iter()
+            .filter(|g| g.name() == group)
+            .map(|g| g.members().len())
+            .sum()
+    }
+
     /// Reads messages of `topic` from the beginning with a fresh group until `count` arrived or
     /// `within` elapsed; returns what arrived (callers assert on it).
     pub async fn read_topic(

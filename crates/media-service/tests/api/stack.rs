@@ -264,6 +264,11 @@ impl Fixture {
     }
 
     async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    /// Stops the service (it commits its offsets) so that [`Self::launch`] can start it again.
+    async fn halt(&mut self) {
         self.shutdown.cancel();
         if let Some(service) = self.service.take() {
             tokio::time::timeout(Duration::from_secs(30), service)
@@ -271,6 +276,7 @@ impl Fixture {
                 .unwrap_or_else(|_| panic!("media-service did not stop"))
                 .unwrap();
         }
+        self.shutdown = CancellationToken::new();
     }
 
     async fn produce(&self, topic: &str, event: Value) {
@@ -737,4 +743,98 @@ async fn a_request_the_store_refuses_for_good_is_dead_lettered_instead_of_retrie
     let reason = header(dlq_headers::ERROR);
     assert!(reason.contains("refused"), "{reason}");
     assert!(dead[0].payload.as_ref().is_some_and(|p| !p.is_empty()));
+}
+
+fn approval(request: &str) -> Value {
+    json!({"user_id":"user-tx","file_name":"cat.png","media_type":"image/png","file_size":3,"request_id":request,"request_time":"2026-12-01T10:00:00Z"})
+}
+
+/// Flink's exactly-once sinks write the approvals in transactions, so once the saga group has
+/// handled them its committed offset points at a commit marker, which no consumer ever receives.
+/// A restart must not wait for that record: every saga loop joins the group at once (well
+/// inside the replay read's 30 s bound) on a quiet topic, and serves the next approval.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_restart_behind_transactional_approvals_every_loop_starts_at_once() {
+    // Arrange: two approvals in one committed transaction, signed, offsets committed on stop.
+    let mut f = Fixture::prepare(1_000).await;
+    let approved = f.topics.upload_approved.clone();
+    let mut batch = Vec::new();
+    for request in ["tx-1", "tx-2"] {
+        batch.push(
+            f.codec
+                .encode_json(&approved, &approval(request))
+                .await
+                .unwrap(),
+        );
+    }
+    f.stack
+        .produce_in_transactions(&approved, vec![batch])
+        .await;
+    f.launch().await;
+    assert_eq!(f.read(&f.topics.upload_signed, 2, WAIT).await.len(), 2);
+    f.halt().await;
+    let group = f.config.service.consumer.group_id.clone();
+    assert_eq!(
+        f.stack.committed_and_end(&group, &approved),
+        (Some(2), 3),
+        "the group's committed offset points at the commit marker"
+    );
+
+    // Act: the restart, with nothing new on the topic (a record produced now would also end a
+    // read waiting for the marker, hiding the wait).
+    f.launch().await;
+
+    // Assert: one member per saga loop, long before a read waiting for the marker gave up.
+    let loops = f.config.service.consumer.topics.len();
+    let joined = eventually(Duration::from_secs(15), || {
+        let (stack, group) = (f.stack.clone(), group.clone());
+        async move {
+            tokio::task::spawn_blocking(move || stack.group_members(&group))
+                .await
+                .unwrap()
+                == loops
+        }
+    })
+    .await;
+    assert!(
+        joined,
+        "not every saga loop started within 15 s of the restart"
+    );
+    f.produce(&approved, approval("after-restart")).await;
+    let signed = f.read(&f.topics.upload_signed, 3, WAIT).await;
+    let requests: Vec<&str> = signed
+        .iter()
+        .map(|(_, v)| v["request_id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(requests, ["tx-1", "tx-2", "after-restart"]);
+    f.stop().await;
+}
+
+/// When the replay read hits a bound, the loop starts without the outcomes instead of waiting:
+/// here the outcomes are more than `media.replay_max_records`, so the approval the group gets
+/// again is signed a second time (the documented price), and new approvals are served.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_read_over_its_record_bound_starts_the_loop_without_it() {
+    let mut f = Fixture::prepare(1_000).await;
+    let approved = f.topics.upload_approved.clone();
+    f.produce(&approved, approval("old-1")).await;
+    for key in ["k1", "k2"] {
+        f.produce(&f.topics.upload_signed, json!({"user_id":"user-tx","file_path":format!("uploads/user-tx/{key}/cat.png"),"file_name":"cat.png","upload_url":"http://go.example/signed","expires_in":900,"request_id":"old-1","signed_time":"2026-12-01T10:00:01Z"})).await;
+    }
+    let group = f.config.service.consumer.group_id.clone();
+    f.stack.commit_offset(&group, &approved, 0);
+    f.config.service.media.replay_max_records = 1;
+
+    f.launch().await;
+    f.produce(&approved, approval("new-1")).await;
+
+    let signed = f
+        .read(&f.topics.upload_signed, 4, Duration::from_secs(15))
+        .await;
+    let requests: Vec<&str> = signed
+        .iter()
+        .map(|(_, v)| v["request_id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(requests, ["old-1", "old-1", "old-1", "new-1"]);
+    f.stop().await;
 }

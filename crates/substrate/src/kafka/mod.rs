@@ -36,6 +36,12 @@ pub struct KafkaSettings {
     pub sasl_username: String,
     /// SASL password.
     pub sasl_password: Option<SecretString>,
+    /// TLS to the brokers. With a SASL mechanism the protocol is `SASL_SSL`, without one `SSL`;
+    /// when false, `SASL_PLAINTEXT` or `PLAINTEXT`.
+    pub tls: bool,
+    /// PEM file of the CA certificates the brokers' certificates are verified against (a
+    /// private CA); unset: the system trust store. Only with `tls`; the file must exist.
+    pub ssl_ca_file: Option<String>,
     /// `client.id` reported to the broker (shows up in broker logs and quotas).
     pub client_id: String,
     /// Upper bound in milliseconds for a produce to be acknowledged, retries included. A produce
@@ -73,6 +79,8 @@ impl Default for KafkaSettings {
             sasl_mechanism: String::new(),
             sasl_username: String::new(),
             sasl_password: None,
+            tls: false,
+            ssl_ca_file: None,
             client_id: "event-substrate".to_owned(),
             delivery_timeout_ms: 5_000,
             compression: "none".to_owned(),
@@ -104,6 +112,36 @@ impl SaslMechanism {
     }
 }
 
+/// How clients talk to the brokers (librdkafka's `security.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    /// No TLS, no authentication.
+    Plaintext,
+    /// TLS, no SASL.
+    Ssl,
+    /// SASL over an unencrypted connection.
+    SaslPlaintext,
+    /// SASL over TLS.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// The librdkafka name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl => "SSL",
+            Self::SaslPlaintext => "SASL_PLAINTEXT",
+            Self::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+}
+
 impl KafkaSettings {
     /// Parsed broker list (comma-separated, whitespace trimmed, empty entries dropped).
     pub fn broker_list(&self) -> Vec<String> {
@@ -128,6 +166,25 @@ impl KafkaSettings {
         }
     }
 
+    /// The protocol every client of these settings uses: SASL when a mechanism is set, TLS
+    /// when `tls` is.
+    pub fn security_protocol(&self) -> Result<SecurityProtocol, ConfigError> {
+        Ok(match (self.sasl()?.is_some(), self.tls) {
+            (false, false) => SecurityProtocol::Plaintext,
+            (false, true) => SecurityProtocol::Ssl,
+            (true, false) => SecurityProtocol::SaslPlaintext,
+            (true, true) => SecurityProtocol::SaslSsl,
+        })
+    }
+
+    /// The CA file, when one is configured (empty counts as unset).
+    fn ca_file(&self) -> Option<&str> {
+        self.ssl_ca_file
+            .as_deref()
+            .map(str::trim)
+            .filter(|path| !path.is_empty())
+    }
+
     /// Checks the settings hang together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.broker_list().is_empty() {
@@ -139,6 +196,19 @@ impl KafkaSettings {
             return Err(ConfigError::Invalid(
                 "kafka.sasl_mechanism is set but sasl_username or sasl_password is empty".into(),
             ));
+        }
+        if let Some(path) = self.ca_file() {
+            // A CA for a plaintext connection is a misconfiguration, not something to ignore.
+            if !self.tls {
+                return Err(ConfigError::Invalid(
+                    "kafka.ssl_ca_file is set but kafka.tls is false".into(),
+                ));
+            }
+            if !std::path::Path::new(path).is_file() {
+                return Err(ConfigError::Invalid(format!(
+                    "kafka.ssl_ca_file {path:?} does not exist or is not a file"
+                )));
+            }
         }
         if !matches!(
             self.compression.as_str(),
@@ -163,9 +233,18 @@ impl KafkaSettings {
         // Every entry is a seed; librdkafka discovers the rest of the cluster from any of them.
         config.set("bootstrap.servers", self.broker_list().join(","));
         config.set("client.id", &self.client_id);
+        // Every client built from these settings (producers, consumers, the replay readers, the
+        // readiness probe, admin clients) gets the same protocol, so none can fall back to
+        // plaintext or skip authentication.
+        let protocol = self.security_protocol()?;
+        config.set("security.protocol", protocol.as_str());
+        if protocol.is_tls()
+            && let Some(path) = self.ca_file()
+        {
+            // Brokers' certificates are verified against this CA instead of the system store.
+            config.set("ssl.ca.location", path);
+        }
         if let Some(mechanism) = self.sasl()? {
-            // SASL over plaintext, matching the platform's Redpanda listeners.
-            config.set("security.protocol", "SASL_PLAINTEXT");
             config.set("sasl.mechanism", mechanism.as_str());
             config.set("sasl.username", &self.sasl_username);
             config.set(
@@ -302,6 +381,93 @@ mod tests {
             ..Default::default()
         };
         assert!(no_password.producer_config().is_err());
+    }
+
+    /// A PEM file holding a freshly generated CA certificate (librdkafka parses the file when a
+    /// client is created, so it must be a real certificate).
+    fn ca_file() -> String {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let path = std::env::temp_dir().join(format!("kafka-ca-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(&path, params.self_signed(&key).unwrap().pem()).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    fn secured(sasl: bool, tls: bool, ca: Option<String>) -> KafkaSettings {
+        KafkaSettings {
+            sasl_mechanism: if sasl {
+                "SCRAM-SHA-512".into()
+            } else {
+                String::new()
+            },
+            sasl_username: if sasl {
+                "media-service".into()
+            } else {
+                String::new()
+            },
+            sasl_password: sasl.then(|| SecretString::from("pw")),
+            tls,
+            ssl_ca_file: ca,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn producers_and_consumers_get_the_protocol_of_every_sasl_and_tls_combination() {
+        let ca = ca_file();
+        let cases = [
+            (false, false, "PLAINTEXT"),
+            (false, true, "SSL"),
+            (true, false, "SASL_PLAINTEXT"),
+            (true, true, "SASL_SSL"),
+        ];
+        for (sasl, tls, protocol) in cases {
+            let settings = secured(sasl, tls, tls.then(|| ca.clone()));
+            for (client, config) in [
+                ("producer", settings.producer_config().unwrap()),
+                ("consumer", settings.consumer_config("g").unwrap()),
+            ] {
+                let case = format!("{client} with sasl={sasl} tls={tls}");
+                assert_eq!(config.get("security.protocol"), Some(protocol), "{case}");
+                let expected_ca = tls.then_some(ca.as_str());
+                assert_eq!(config.get("ssl.ca.location"), expected_ca, "{case}");
+                let expected_mechanism = sasl.then_some("SCRAM-SHA-512");
+                assert_eq!(config.get("sasl.mechanism"), expected_mechanism, "{case}");
+                assert_eq!(
+                    config.get("sasl.username"),
+                    sasl.then_some("media-service"),
+                    "{case}"
+                );
+            }
+            // librdkafka accepts the combination (and, with TLS, loads the CA) at creation.
+            let producer = KafkaPublisher::new(&settings);
+            assert!(producer.is_ok(), "{protocol}: {:?}", producer.err());
+            let consumer: Result<rdkafka::consumer::BaseConsumer, _> =
+                settings.consumer_config("g").unwrap().create();
+            assert!(consumer.is_ok(), "{protocol}: {:?}", consumer.err());
+        }
+        // TLS without a CA file verifies against the system trust store.
+        let system = secured(true, true, None).producer_config().unwrap();
+        assert_eq!(system.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(system.get("ssl.ca.location"), None);
+    }
+
+    #[test]
+    fn a_ca_file_needs_tls_and_must_exist() {
+        let without_tls = secured(true, false, Some(ca_file()));
+        let error = without_tls.producer_config().unwrap_err().to_string();
+        assert!(error.contains("kafka.tls"), "{error}");
+        let missing = secured(false, true, Some("/nonexistent/kafka-ca.pem".into()));
+        let error = missing.consumer_config("g").unwrap_err().to_string();
+        assert!(error.contains("/nonexistent/kafka-ca.pem"), "{error}");
+        // An empty path (an unset environment variable) counts as no CA file.
+        let empty = secured(false, true, Some(String::new()));
+        assert_eq!(
+            empty.producer_config().unwrap().get("ssl.ca.location"),
+            None
+        );
     }
 
     #[test]

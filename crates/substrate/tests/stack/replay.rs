@@ -1,9 +1,10 @@
 //! `kafka::replay` on the real broker: where a group's replay window starts, and reading an
 //! outcome topic from a time on.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use substrate::kafka::replay::{read_since, replay_window_start};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use substrate::kafka::replay::{ReplayError, read_since, replay_window_start};
 use substrate::kafka::{EventPublisher, InboundMessage, OutboundRecord, StartAt};
 use substrate::testing::unique;
 
@@ -85,7 +86,7 @@ async fn reading_since_a_time_returns_the_records_from_then_to_the_end() {
     let read = |since: i64| {
         let (kafka, topic) = (stack.stack.kafka(), topic.clone());
         async move {
-            tokio::task::spawn_blocking(move || read_since(&kafka, &topic, since, TIMEOUT))
+            tokio::task::spawn_blocking(move || read_since(&kafka, &topic, since, TIMEOUT, 100))
                 .await
                 .unwrap()
                 .unwrap()
@@ -104,4 +105,104 @@ async fn reading_since_a_time_returns_the_records_from_then_to_the_end() {
     assert_eq!(payloads(&read(0).await), payloads(&records));
     let after_all = records[3].timestamp_ms.unwrap_or_default() + 1;
     assert!(read(after_all).await.is_empty());
+}
+
+/// Consumes `count` records of `topic` as a member of `group` and commits after the last one,
+/// as a consume loop does (the offset after the last record handled).
+async fn consume_and_commit(stack: &Stack, group: &str, topic: &str, count: usize) {
+    let consumer: StreamConsumer = stack
+        .stack
+        .kafka()
+        .consumer_config(group)
+        .unwrap()
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    for n in 1..=count {
+        let message = tokio::time::timeout(TIMEOUT, consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{group} received fewer than {count} records"))
+            .unwrap();
+        if n == count {
+            consumer.commit_message(&message, CommitMode::Sync).unwrap();
+        }
+    }
+}
+
+/// Three committed transactions of two records each: offsets 0-1, 3-4 and 6-7 hold the records,
+/// 2, 5 and 8 the commit markers.
+async fn transactional_topic(stack: &Stack, base: &str) -> String {
+    let topic = unique(base);
+    stack.stack.create_topics(&[&topic]).await;
+    let batches = (0..3)
+        .map(|t| {
+            (0..2)
+                .map(|n| format!("tx {t} record {n}").into_bytes())
+                .collect()
+        })
+        .collect();
+    stack.stack.produce_in_transactions(&topic, batches).await;
+    topic
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_caught_up_on_a_transactional_topic_has_nothing_to_replay_and_is_told_at_once() {
+    // Arrange: the group handled every record; its offset is the last record's + 1, which is
+    // where the last commit marker sits, one short of the end.
+    let stack = Stack::connect();
+    let topic = transactional_topic(&stack, "replay.tx-input").await;
+    let group = unique("replay-tx-group");
+    consume_and_commit(&stack, &group, &topic, 6).await;
+    let (committed, end) = stack.stack.committed_and_end(&group, &topic);
+    assert_eq!(
+        (committed, end),
+        (Some(8), 9),
+        "the committed offset points at the last commit marker"
+    );
+
+    // Act
+    let started = Instant::now();
+    let window = window(&stack, &group, &topic, StartAt::Earliest).await;
+
+    // Assert: nothing comes again, and the read did not wait for the marker to arrive.
+    assert_eq!(window, None);
+    assert!(
+        started.elapsed() < TIMEOUT / 4,
+        "took {:?} of its {TIMEOUT:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reading_a_transactional_topic_stops_at_its_end_and_within_the_record_bound() {
+    let stack = Stack::connect();
+    let topic = transactional_topic(&stack, "replay.tx-outcomes").await;
+    let read = |max_records: usize| {
+        let (kafka, topic) = (stack.stack.kafka(), topic.clone());
+        async move {
+            tokio::task::spawn_blocking(move || read_since(&kafka, &topic, 0, TIMEOUT, max_records))
+                .await
+                .unwrap()
+        }
+    };
+
+    // The end (9) is a commit marker: the read returns the six records without waiting for it.
+    let started = Instant::now();
+    let records = read(6).await.unwrap();
+    assert!(
+        started.elapsed() < TIMEOUT / 4,
+        "took {:?} of its {TIMEOUT:?}",
+        started.elapsed()
+    );
+    let offsets: Vec<i64> = records.iter().map(|m| m.offset).collect();
+    assert_eq!(offsets, [0, 1, 3, 4, 6, 7]);
+    assert_eq!(records[5].payload.as_deref(), Some(&b"tx 2 record 1"[..]));
+
+    // One record more than it may hold: an error, never a partial answer.
+    match read(5).await {
+        Err(error @ ReplayError::TooManyRecords { .. }) => {
+            assert_eq!(error.kind(), "too_many_records");
+        }
+        other => panic!("expected the record bound to stop the read, got {other:?}"),
+    }
 }
