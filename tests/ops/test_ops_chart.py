@@ -242,3 +242,90 @@ def test_flink_deployments_checkpoint_exactly_once(rendered: list[dict[str, Any]
         "login_events_processor.sql", "signup_events_processor.sql", "signout_events_processor.sql",
         "unified_events_processor.sql", "credit_balance_processor.sql", "media_notification_processor.sql",
     ]
+
+
+def service_containers(rendered: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    deployments = by_kind(rendered, "Deployment")
+    return {name: deployments[name]["spec"]["template"]["spec"]["containers"][0] for name in SERVICES}
+
+
+def test_services_send_registry_credentials_where_the_registry_requires_them(
+    rendered: list[dict[str, Any]], values_name: str
+) -> None:
+    values = opslib.load_values(values_name) or {}
+    requires_auth = values.get("bootstrap", {}).get("registryAuth", False)
+    assert requires_auth == (values_name == "production")
+    for name, container in service_containers(rendered).items():
+        env = env_of(container)
+        if not requires_auth:
+            assert "SCHEMA_REGISTRY_USERNAME" not in env and "SCHEMA_REGISTRY_PASSWORD" not in env, name
+            continue
+        # each service as its own Kafka user, the password from the Kafka Secret (Redpanda's
+        # registry with SASL checks the SASL users)
+        user = env["KAFKA_SASL_USERNAME"]["value"]
+        assert env["SCHEMA_REGISTRY_USERNAME"] == {"name": "SCHEMA_REGISTRY_USERNAME", "value": user}, name
+        assert env["SCHEMA_REGISTRY_PASSWORD"]["valueFrom"]["secretKeyRef"] == \
+            env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"], name
+    # the registry's Secret defaults to the Kafka Secret, created in README "Deploy"
+    defaults = yaml.safe_load((opslib.CHART / "values.yaml").read_text())["secrets"]
+    assert defaults["schemaRegistry"]["existingSecret"] == defaults["kafka"]["existingSecret"]
+
+
+def test_registry_credentials_can_come_from_a_secret_of_their_own() -> None:
+    docs = opslib.manifests(opslib.render_chart({
+        "schemaRegistry": {"auth": {"enabled": True}},
+        "secrets": {"schemaRegistry": {"existingSecret": "registry-logins"}},
+    }))
+    for name, container in service_containers(docs).items():
+        env = env_of(container)
+        user = env["KAFKA_SASL_USERNAME"]["value"]
+        assert env["SCHEMA_REGISTRY_PASSWORD"]["valueFrom"]["secretKeyRef"] == \
+            {"name": "registry-logins", "key": user}, name
+
+
+def test_kafka_tls_is_off_by_default_and_mounts_the_ca_file_when_on(
+    rendered: list[dict[str, Any]],
+) -> None:
+    # both values files keep the internal listener's plaintext (SASL_PLAINTEXT)
+    for name, container in service_containers(rendered).items():
+        env = env_of(container)
+        assert "APP__KAFKA__TLS" not in env and "APP__KAFKA__SSL_CA_FILE" not in env, name
+    for source, volume_source in (
+        ({"secretName": "redpanda-default-cert"}, {"secret": {"secretName": "redpanda-default-cert"}}),
+        ({"configMapName": "kafka-ca"}, {"configMap": {"name": "kafka-ca"}}),
+    ):
+        docs = opslib.manifests(opslib.render_chart(
+            {"kafka": {"tls": {"enabled": True, "ca": {**source, "key": "ca.crt"}}}}
+        ))
+        for name, container in service_containers(docs).items():
+            env = env_of(container)
+            assert env["APP__KAFKA__TLS"]["value"] == "true", name
+            ca_file = env["APP__KAFKA__SSL_CA_FILE"]["value"]
+            pod = by_kind(docs, "Deployment")[name]["spec"]["template"]["spec"]
+            volume = {v["name"]: v for v in pod["volumes"]}["kafka-ca"]
+            (kind,) = volume_source
+            assert volume[kind] == {**volume_source[kind], "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+            mount = {m["name"]: m for m in container["volumeMounts"]}["kafka-ca"]
+            assert f"{mount['mountPath']}/ca.crt" == ca_file and mount["readOnly"] is True, name
+    # TLS without a CA: the system trust store, no file
+    docs = opslib.manifests(opslib.render_chart({"kafka": {"tls": {"enabled": True}}}))
+    for name, container in service_containers(docs).items():
+        env = env_of(container)
+        assert env["APP__KAFKA__TLS"]["value"] == "true" and "APP__KAFKA__SSL_CA_FILE" not in env, name
+
+
+def test_values_schema_rejects_inconsistent_registry_and_kafka_security() -> None:
+    import helm_python as helm
+
+    with helm.Chart.load(opslib.CHART) as chart:
+        for bad in (
+            # the registry requires auth, the services would send none: 401 on every call
+            {"bootstrap": {"registryAuth": True}, "schemaRegistry": {"auth": {"enabled": False}}},
+            {"schemaRegistry": {"auth": {"enabled": "yes"}}},
+            {"kafka": {"tls": {"enabled": "true"}}},
+            {"kafka": {"tls": {"enabled": True, "ca": {"secretName": "a", "configMapName": "b"}}}},
+            {"kafka": {"tls": {"enabled": True, "protocol": "SSL"}}},
+        ):
+            with pytest.raises(helm.HelmError):
+                chart.validate_schema(bad)
+        chart.validate_schema({"bootstrap": {"registryAuth": True}, "schemaRegistry": {"auth": {"enabled": True}}})

@@ -382,6 +382,9 @@ SECRET_CONCERNS = {
     "webhook": ({}, {"apiGateway": {"enabled": False}}),
     "jwt": ({"apiGateway": {"auth": {"jwksUrl": ""}}}, {"apiGateway": {"auth": {"jwksUrl": "https://auth.example.com/jwks"}}}),
     "mediaWebhook": ({}, {"mediaService": {"enabled": False}}),
+    # the services' registry logins; off only where the registry does not require auth
+    "schemaRegistry": ({"schemaRegistry": {"auth": {"enabled": True}}},
+                       {"schemaRegistry": {"auth": {"enabled": False}}, "bootstrap": {"registryAuth": False}}),
 }
 
 

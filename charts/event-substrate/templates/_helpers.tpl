@@ -56,7 +56,8 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
-{{/* Environment shared by the three services: broker, SASL user, registry, telemetry, database.
+{{/* Environment shared by the three services: broker (SASL user, TLS), registry (basic auth when
+     schemaRegistry.auth is on), telemetry, database.
      Call with (dict "root" $ "kafka" .Values.<service>.kafka "postgres" .Values.<service>.postgres
      "passwordKey" .Values.secrets.postgres.<service>PasswordKey). The SASL password is the key
      named after the user in the Kafka Secret. The database URL carries no password (it is built
@@ -76,6 +77,24 @@ imagePullSecrets:
       key: {{ .kafka.username }}
 - name: SCHEMA_REGISTRY_URL
   value: {{ .root.Values.schemaRegistry.url | quote }}
+{{- if .root.Values.schemaRegistry.auth.enabled }}
+{{- /* basic auth on every registry request, as the service's Kafka user */}}
+- name: SCHEMA_REGISTRY_USERNAME
+  value: {{ .kafka.username | quote }}
+- name: SCHEMA_REGISTRY_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .root.Values.secrets.schemaRegistry.existingSecret }}
+      key: {{ .kafka.username }}
+{{- end }}
+{{- if .root.Values.kafka.tls.enabled }}
+- name: APP__KAFKA__TLS
+  value: "true"
+{{- if (include "event-substrate.kafkaCaVolume" .root) }}
+- name: APP__KAFKA__SSL_CA_FILE
+  value: /etc/event-substrate/kafka-ca/ca.crt
+{{- end }}
+{{- end }}
 {{- with .root.Values.telemetry.otlpEndpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}
@@ -91,6 +110,34 @@ imagePullSecrets:
     secretKeyRef:
       name: {{ .root.Values.secrets.postgres.existingSecret }}
       key: {{ .passwordKey }}
+{{- end -}}
+
+{{/* The volume of the brokers' CA (kafka.tls.ca: a Secret's or ConfigMap's key as the file
+     ca.crt), when TLS is on and a CA is named; else nothing. Call with the root context. */}}
+{{- define "event-substrate.kafkaCaVolume" -}}
+{{- $tls := .Values.kafka.tls -}}
+{{- if and $tls.enabled (or $tls.ca.secretName $tls.ca.configMapName) }}
+- name: kafka-ca
+  {{- if $tls.ca.secretName }}
+  secret:
+    secretName: {{ $tls.ca.secretName }}
+  {{- else }}
+  configMap:
+    name: {{ $tls.ca.configMapName }}
+  {{- end }}
+    items:
+      - key: {{ $tls.ca.key }}
+        path: ca.crt
+{{- end }}
+{{- end -}}
+
+{{/* Its mount in a service container (APP__KAFKA__SSL_CA_FILE names the file). */}}
+{{- define "event-substrate.kafkaCaMount" -}}
+{{- if (include "event-substrate.kafkaCaVolume" .) }}
+- name: kafka-ca
+  mountPath: /etc/event-substrate/kafka-ca
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{/* postgres://user@host:port/database?sslmode=… of a service, as its role (no password:
