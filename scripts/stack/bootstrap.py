@@ -23,11 +23,11 @@ superuser and first makes the users and grants, as the chart's bootstrap Job doe
    broker's ACLs become exactly the grants of --acls-file (scripts/infra/kafka-acls.txt, the
    file scripts/infra/redpanda-auth.sh grants): missing ones are created, others deleted.
 
-The registry is then called with --registry-user and the password in --registry-password-file.
+The registry is then called as --registry-user with the password in $SCHEMA_REGISTRY_PASSWORD.
 
 Usage: bootstrap.py [--brokers HOST:PORT] [--registry URL]
                     [--sasl-ssl --ca-file PEM --users-dir DIR --acls-file FILE]
-                    [--registry-user NAME --registry-password-file FILE]
+                    [--registry-user NAME]   (password: $SCHEMA_REGISTRY_PASSWORD)
 Defaults: $BOOTSTRAP_BROKERS or 127.0.0.1:9092, $SCHEMA_REGISTRY_URL or http://127.0.0.1:8081.
 """
 
@@ -323,8 +323,7 @@ def main() -> int:
     parser.add_argument("--ca-file", help="PEM of the CA that signed the broker's certificate")
     parser.add_argument("--users-dir", type=Path, help="one password file per Kafka user (superuser included)")
     parser.add_argument("--acls-file", type=Path, help="the grants (scripts/infra/kafka-acls.txt)")
-    parser.add_argument("--registry-user")
-    parser.add_argument("--registry-password-file", type=Path)
+    parser.add_argument("--registry-user", help="basic auth; the password is $SCHEMA_REGISTRY_PASSWORD")
     args = parser.parse_args()
 
     config = {"bootstrap.servers": args.brokers, "socket.timeout.ms": 10000}
@@ -340,9 +339,9 @@ def main() -> int:
         }
     auth = None
     if args.registry_user:
-        if not args.registry_password_file:
-            parser.error("--registry-user needs --registry-password-file")
-        auth = (args.registry_user, args.registry_password_file.read_text(encoding="utf-8").strip())
+        if not os.environ.get("SCHEMA_REGISTRY_PASSWORD"):
+            parser.error("--registry-user needs the password in SCHEMA_REGISTRY_PASSWORD")
+        auth = (args.registry_user, os.environ["SCHEMA_REGISTRY_PASSWORD"])
 
     security = ""
     try:

@@ -44,10 +44,14 @@ class Check:
 
 
 def _env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise SystemExit(f"security_check: {name} is not set (run it through ./taskw or scripts/stack/lib.sh)")
-    return value
+    """A LOCAL_* address: the environment's (./taskw exports local-stack.env), else the file's."""
+    if os.environ.get(name):
+        return os.environ[name]
+    for line in (LOCAL.parent / "local-stack.env").read_text(encoding="utf-8").splitlines():
+        key, _, value = line.partition("=")
+        if key == name and not line.startswith("#"):
+            return value.strip()
+    raise SystemExit(f"security_check: {name} is neither set nor in local-stack.env")
 
 
 def path_of(name: str) -> Path:
@@ -119,7 +123,7 @@ def run_checks() -> list[Check]:
     expect("registry", "api-gateway, wrong password", False, registry_get((user, "wrong")))
     expect("registry", "api-gateway with its password", True, registry_get((user, password)))
 
-    host, port = brokers.split(",")[0].rsplit(":", 1)[0], os.environ.get("LOCAL_POSTGRES_PORT", "54322")
+    host, port = brokers.split(",")[0].rsplit(":", 1)[0], _env("LOCAL_POSTGRES_PORT")
     database = _env("LOCAL_DATABASE_URL").rsplit("/", 1)[-1]
     role_password = secret(pg_passwords / "api_gateway")
     base = f"host={host} port={port} dbname={database} connect_timeout={TIMEOUT}"

@@ -147,13 +147,13 @@ is_running pgnet-worker || {
 }
 
 log "bootstrapping topics and schemas"
-bootstrap_security=()
+bootstrap_security=() registry_password_env=()
 if is_production; then
     bootstrap_security=(--sasl-ssl --ca-file "$TLS_DIR/ca.pem" --users-dir "$KAFKA_USERS_DIR"
-        --acls-file "$KAFKA_ACLS_FILE" --registry-user schema-admin
-        --registry-password-file <(registry_password schema-admin))
+        --acls-file "$KAFKA_ACLS_FILE" --registry-user schema-admin)
+    registry_password_env=(SCHEMA_REGISTRY_PASSWORD="$(registry_password schema-admin)")
 fi
-"$VENV_PYTHON" scripts/stack/bootstrap.py \
+env "${registry_password_env[@]}" "$VENV_PYTHON" scripts/stack/bootstrap.py \
     --brokers "$STACK_HOST:$KAFKA_PORT" --registry "http://$STACK_HOST:$REGISTRY_PORT" \
     "${bootstrap_security[@]}"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -26,6 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts" / "stack"))
 import bootstrap  # noqa: E402
 import security_check  # noqa: E402
+
+sys.path.insert(0, str(REPO / "scripts"))
+import demo  # noqa: E402  (its access tokens, signed with the stack's JWT secret)
 
 BROKERS = os.environ.get("LOCAL_KAFKA_BROKERS", "127.0.0.1:9092")
 DATABASE_URL = os.environ.get("LOCAL_DATABASE_URL", "postgresql://postgres@127.0.0.1:54322/substrate")
@@ -113,6 +117,14 @@ def test_service_is_ready_with_its_own_credentials(service: str) -> None:
 
 
 def test_services_connect_as_their_own_roles_over_tls() -> None:
+    # the gateway opens its pool on first use: an idempotent request records its key
+    user = {"id": str(uuid.uuid4()), "email": "production-profile@example.com"}
+    response = requests.post(
+        "http://127.0.0.1:8080/api/v1/events/message", json={"message": "roles check", "visibility": "private", "recipient_id": user["id"],
+              "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        headers={"Authorization": f"Bearer {demo.access_token(user)}", "Idempotency-Key": str(uuid.uuid4())},
+        timeout=10)
+    assert response.status_code == 204, response.text
     with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
         rows = conn.execute(
             "select a.usename, bool_and(s.ssl) from pg_stat_activity a join pg_stat_ssl s using (pid)"
