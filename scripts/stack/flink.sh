@@ -148,9 +148,11 @@ flink_env() {
         # sinks stay at-least-once, as in the chart (values.yaml flink.jobs): their consumers
         # are idempotent per key, and a transaction would hold each step's output back until
         # the next checkpoint (docs/benchmarks.md, saga latency per profile).
-        export KAFKA_SINK_DELIVERY_GUARANTEE=exactly-once FLINK_CHECKPOINT_INTERVAL_MS=30000
-        export CREDIT_CHECK_PROCESSOR__KAFKA_SINK_DELIVERY_GUARANTEE=at-least-once
-        export MOVE_SAGA_PROCESSOR__KAFKA_SINK_DELIVERY_GUARANTEE=at-least-once
+        # (Each can be overridden from the environment, to measure the alternatives.)
+        export KAFKA_SINK_DELIVERY_GUARANTEE="${KAFKA_SINK_DELIVERY_GUARANTEE:-exactly-once}"
+        export FLINK_CHECKPOINT_INTERVAL_MS="${FLINK_CHECKPOINT_INTERVAL_MS:-30000}"
+        export CREDIT_CHECK_PROCESSOR__KAFKA_SINK_DELIVERY_GUARANTEE="${CREDIT_CHECK_PROCESSOR__KAFKA_SINK_DELIVERY_GUARANTEE:-at-least-once}"
+        export MOVE_SAGA_PROCESSOR__KAFKA_SINK_DELIVERY_GUARANTEE="${MOVE_SAGA_PROCESSOR__KAFKA_SINK_DELIVERY_GUARANTEE:-at-least-once}"
     fi
     # the connector jars are on the cluster's classpath (write_config): none to ship per job
     export FLINK_CONNECTOR_JARS_DIR=""
