@@ -90,8 +90,13 @@ def ensure_production_material() -> None:
 
 
 def cargo_binary(name: str) -> str:
-    """A binary `cargo install` put on PATH or into $CARGO_HOME/bin."""
-    return shutil.which(name) or str(Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo")) / "bin" / name)
+    """A binary `cargo install` put on PATH, into $CARGO_HOME/<name>/bin (scripts/stack/install.sh
+    installs the stack's own tools, registry-auth, under a root of their own) or $CARGO_HOME/bin."""
+    cargo_home = Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo"))
+    for candidate in (shutil.which(name), cargo_home / name / "bin" / name, cargo_home / "bin" / name):
+        if candidate and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return str(cargo_home / "bin" / name)
 
 
 def pg_bindir() -> Path:
