@@ -249,13 +249,24 @@ def service_containers(rendered: list[dict[str, Any]]) -> dict[str, dict[str, An
     return {name: deployments[name]["spec"]["template"]["spec"]["containers"][0] for name in SERVICES}
 
 
+def registry_clients(rendered: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The containers that call the registry: the services and every Flink job (whose
+    avro-confluent format reads the same variables, flink_jobs/sql_runner.py)."""
+    containers = service_containers(rendered)
+    flink = by_kind(rendered, "FlinkDeployment")
+    assert flink, "no FlinkDeployment rendered"
+    for name, deployment in flink.items():
+        (containers[name],) = deployment["spec"]["podTemplate"]["spec"]["containers"]
+    return containers
+
+
 def test_services_send_registry_credentials_where_the_registry_requires_them(
     rendered: list[dict[str, Any]], values_name: str
 ) -> None:
     values = opslib.load_values(values_name) or {}
     requires_auth = values.get("bootstrap", {}).get("registryAuth", False)
     assert requires_auth == (values_name == "production")
-    for name, container in service_containers(rendered).items():
+    for name, container in registry_clients(rendered).items():
         env = env_of(container)
         if not requires_auth:
             assert "SCHEMA_REGISTRY_USERNAME" not in env and "SCHEMA_REGISTRY_PASSWORD" not in env, name
@@ -276,7 +287,7 @@ def test_registry_credentials_can_come_from_a_secret_of_their_own() -> None:
         "schemaRegistry": {"auth": {"enabled": True}},
         "secrets": {"schemaRegistry": {"existingSecret": "registry-logins"}},
     }))
-    for name, container in service_containers(docs).items():
+    for name, container in registry_clients(docs).items():
         env = env_of(container)
         user = env["KAFKA_SASL_USERNAME"]["value"]
         assert env["SCHEMA_REGISTRY_PASSWORD"]["valueFrom"]["secretKeyRef"] == \
