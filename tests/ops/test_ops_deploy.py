@@ -6,7 +6,6 @@ README's "Deploy" section agree with the chart."""
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -388,16 +387,6 @@ SECRET_CONCERNS = {
 }
 
 
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 @pytest.mark.parametrize("concern", sorted(SECRET_CONCERNS))
 def test_values_schema_rejects_a_missing_existing_secret(concern: str, tmp_path) -> None:
     import helm_python as helm
@@ -406,7 +395,7 @@ def test_values_schema_rejects_a_missing_existing_secret(concern: str, tmp_path)
     production = opslib.load_values("production")
     # a values file as an operator would write it: production values without the Secret's name
     # (null removes the chart default, as `helm --set secrets.X.existingSecret=null` does)
-    missing = merge(merge(production, enabling), {"secrets": {concern: {"existingSecret": None}}})
+    missing = opslib.merge(opslib.merge(production, enabling), {"secrets": {concern: {"existingSecret": None}}})
     path = tmp_path / "values-missing-secret.yaml"
     path.write_text(yaml.safe_dump(missing))
     with helm.Chart.load(opslib.CHART) as chart:
@@ -414,9 +403,9 @@ def test_values_schema_rejects_a_missing_existing_secret(concern: str, tmp_path)
             chart.validate_schema(yaml.safe_load(path.read_text()))
         # an empty name is no name either
         with pytest.raises(helm.HelmError):
-            chart.validate_schema(merge(missing, {"secrets": {concern: {"existingSecret": ""}}}))
+            chart.validate_schema(opslib.merge(missing, {"secrets": {concern: {"existingSecret": ""}}}))
         # without the feature that reads it, the Secret is not required
-        chart.validate_schema(merge(missing, disabling))
+        chart.validate_schema(opslib.merge(missing, disabling))
 
 
 def test_every_secret_concern_is_documented_in_the_values() -> None:

@@ -6,7 +6,6 @@ really carry, and the policies can be turned off."""
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,27 +25,17 @@ Opening = tuple[str, int, str]  # (peer as canonical JSON, port, protocol)
 # ------------------------------------------------------------------------------------------
 # helpers
 
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 def merged_values(values_name: str, override: dict[str, Any] | None = None) -> dict[str, Any]:
     """values.yaml with the values file (and override) on top, as Helm coalesces them."""
     import helm_python as helm
 
-    values = merge(opslib.load_values(values_name) or {}, override or {})
+    values = opslib.merge(opslib.load_values(values_name) or {}, override or {})
     with helm.Chart.load(opslib.CHART) as chart:
         return chart.merge_values(values)
 
 
 def render(values_name: str, override: dict[str, Any]) -> list[dict[str, Any]]:
-    return opslib.manifests(opslib.render_chart(merge(opslib.load_values(values_name) or {}, override)))
+    return opslib.manifests(opslib.render_chart(opslib.merge(opslib.load_values(values_name) or {}, override)))
 
 
 def policies(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
