@@ -56,6 +56,8 @@ export_keys() {
     SUPABASE_ANON_KEY="$(key_of anon_key)"
     SUPABASE_SERVICE_ROLE_KEY="$(key_of service_role_key)"
     DATABASE_URL="$POSTGRES_URL"
+    # the production profile's Postgres takes TLS only (node-postgres reads the CA file named here)
+    is_production && DATABASE_URL="$POSTGRES_URL?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem"
     LOCAL_SUPABASE_BIN="$TARGET_DIR/debug/local-supabase"
     export SUPABASE_URL SUPABASE_ANON_KEY SUPABASE_SERVICE_ROLE_KEY DATABASE_URL LOCAL_SUPABASE_BIN
 }
