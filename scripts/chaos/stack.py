@@ -149,7 +149,7 @@ class PrivateStack:
             registry = cargo_binary("registry-auth")
             if not os.access(registry, os.X_OK):
                 raise RuntimeError("registry-auth is not installed (the production profile's registry): "
-                                   "./taskw setup installs it")
+                                   "PROFILE=production ./taskw setup installs it")
             self.registry = Managed(
                 "registry-auth", [registry, "--host", "127.0.0.1", "--port", self.registry_port],
                 self.logs / "registry-auth.log", env={**os.environ, "NO_COLOR": "1"},

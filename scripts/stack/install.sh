@@ -145,4 +145,10 @@ ensure_path() {
 
 # The registry with Basic auth on every endpoint (rivven-schema 0.0.22 as a library; about
 # 5 minutes to compile on a cold 2-core machine). Started with --users-file; see its README.md.
-ensure_path scripts/stack/registry-auth "$HOME/.cargo/registry-auth"
+# Only the production profile runs it (scripts/stack/profile.sh), so a developer's first `up`
+# does not wait for it; `./taskw test` asks for it (SETUP_PRODUCTION_TOOLS=1) before its suites.
+if is_production || [[ "${SETUP_PRODUCTION_TOOLS:-0}" == 1 ]]; then
+    ensure_path scripts/stack/registry-auth "$HOME/.cargo/registry-auth"
+else
+    log "registry-auth: only the production profile needs it (PROFILE=production ./taskw setup installs it)"
+fi

@@ -40,7 +40,7 @@ PASSWORDS = (ADMIN[1], READER[1], FLINK[1], WRONG)
 
 pytestmark = pytest.mark.skipif(
     not BINARY.is_file(),
-    reason=f"registry-auth is not installed at {BINARY} (./taskw setup installs it)",
+    reason=f"registry-auth is not installed at {BINARY} (PROFILE=production ./taskw setup installs it)",
 )
 
 
