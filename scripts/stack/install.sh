@@ -12,6 +12,11 @@
 #                           a project outside the workspace), in ~/.cargo/registry-auth/bin,
 #                           rebuilt only when its Cargo.toml, Cargo.lock or src/ change
 #
+# The last two are compiled only where they are used, so a developer's first `./taskw up` waits
+# for neither: cargo-deny by the tests (SETUP_TEST_TOOLS=1, which `./taskw test` sets),
+# registry-auth by the tests and the production profile (PROFILE=production). Once installed,
+# each is kept up to date by every run.
+#
 # cargo-nextest is not installed here: compiling it would add ~10 minutes to a cold machine, and
 # the workspace's tests pass under plain `cargo test` too (rust:test uses nextest when present).
 #
@@ -122,7 +127,11 @@ ensure() {
 # out the JSON-Schema and Protobuf support shortens its compile on a cold machine (4.5 min on 2 cores).
 ensure rivven-schema 0.0.22 --no-default-features --features server,avro,cli
 # About 6 minutes to compile on a cold 2-core machine, once.
-ensure cargo-deny 0.20.2
+if [[ "${SETUP_TEST_TOOLS:-0}" == 1 ]] || grep -q '^cargo-deny v' <<<"$installed"; then
+    ensure cargo-deny 0.20.2
+else
+    log "cargo-deny: only the tests use it (./taskw test installs it)"
+fi
 
 # ensure_path DIR ROOT: installs the crate of DIR (a project of its own, with its Cargo.lock)
 # into ROOT/bin, built in a target directory of its own; again only when a hash of its
@@ -145,10 +154,8 @@ ensure_path() {
 
 # The registry with Basic auth on every endpoint (rivven-schema 0.0.22 as a library; about
 # 5 minutes to compile on a cold 2-core machine). Started with --users-file; see its README.md.
-# Only the production profile runs it (scripts/stack/profile.sh), so a developer's first `up`
-# does not wait for it; `./taskw test` asks for it (SETUP_PRODUCTION_TOOLS=1) before its suites.
-if is_production || [[ "${SETUP_PRODUCTION_TOOLS:-0}" == 1 ]]; then
+if is_production || [[ "${SETUP_TEST_TOOLS:-0}" == 1 || -x "$HOME/.cargo/registry-auth/bin/registry-auth" ]]; then
     ensure_path scripts/stack/registry-auth "$HOME/.cargo/registry-auth"
 else
-    log "registry-auth: only the production profile needs it (PROFILE=production ./taskw setup installs it)"
+    log "registry-auth: only the production profile and the tests use it (PROFILE=production ./taskw setup installs it)"
 fi
